@@ -1,0 +1,1 @@
+"""Alembic migrations for viu (applied by `viu db upgrade` and `viu up`)."""

@@ -1,0 +1,1 @@
+"""viu services: ingest (MQTT/HTTP → PostgreSQL), settlement (KPIs → statements), api (FastAPI)."""

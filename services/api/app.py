@@ -1,0 +1,56 @@
+"""The FastAPI application: routing, auth and serialisation only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from services.api import problems
+from services.api.routes import tokens as tokens_routes
+from services.config import Settings
+from services.db import ping
+
+ReadinessProbe = Callable[[], bool]
+
+
+def create_app(
+    settings: Settings, engine: Engine, *, broker_probe: ReadinessProbe | None = None
+) -> FastAPI:
+    """Build the app around an engine the caller owns (no import-time side effects)."""
+    app = FastAPI(
+        title="viu",
+        version="0.1.0",
+        description="Value-in-use contracts: telemetry, settlement, realignment.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.broker_probe = broker_probe
+    problems.install(app)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
+    def readyz() -> Any:
+        """The database and the broker are reachable."""
+        checks = {"database": ping(engine)}
+        if broker_probe is not None:
+            checks["broker"] = broker_probe()
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    for router in _routers():
+        app.include_router(router, prefix="/v1")
+    return app
+
+
+def _routers() -> list[Any]:
+    return [tokens_routes.router]

