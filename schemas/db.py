@@ -76,3 +76,112 @@ samples = Table(
     Column("seq", BigInteger),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- settlement (migration 0003)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("adjusts_id", BigInteger, ForeignKey("statements.id")),
+    Column("contract_version", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("net", Numeric, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("inputs_digest", String(64), nullable=False),
+    Column("watermark", DateTime(timezone=True)),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column("issued_at", DateTime(timezone=True)),
+    Column("issued_by", String(200)),
+)
+
+settlement_runs = Table(
+    "settlement_runs",
+    metadata,
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("outcome", String),
+)
+
+# --- ingest (migration 0002)
+
+from sqlalchemy import LargeBinary, SmallInteger, Text  # noqa: E402 - appended section
+
+sample_revisions = Table(
+    "sample_revisions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("interval_s", Integer, nullable=False),
+    Column("uptime_min", Numeric, nullable=False),
+    Column("quality_min", Numeric, nullable=False),
+    Column("throughput", Numeric, nullable=False),
+    Column("downtime_cause", String(16), nullable=False),
+    Column("seq", BigInteger),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("revised_at", DateTime(timezone=True), nullable=False),
+)
+
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("samples", BigInteger, nullable=False),
+    Column("reported_s", BigInteger, nullable=False),
+    Column("uptime_min", Numeric, nullable=False),
+    Column("quality_min", Numeric, nullable=False),
+    Column("throughput", Numeric, nullable=False),
+    Column("down_unplanned", Numeric, nullable=False),
+    Column("down_planned", Numeric, nullable=False),
+    Column("down_customer", Numeric, nullable=False),
+    Column("down_external", Numeric, nullable=False),
+    Column("last_received_at", DateTime(timezone=True), nullable=False),
+)
+
+annotations = Table(
+    "annotations",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("from_ts", DateTime(timezone=True), nullable=False),
+    Column("to_ts", DateTime(timezone=True), nullable=False),
+    Column("cause", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("device_id", String(64)),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("replayed_at", DateTime(timezone=True)),
+    Column("replayed_by", String(200)),
+    Column("replay_result", Text),
+)
+
+ingest_counters = Table(
+    "ingest_counters",
+    metadata,
+    Column("shard", SmallInteger, primary_key=True),
+    Column("received", BigInteger, nullable=False),
+    Column("stored", BigInteger, nullable=False),
+    Column("duplicates", BigInteger, nullable=False),
+    Column("corrections", BigInteger, nullable=False),
+    Column("dead_lettered", BigInteger, nullable=False),
+)

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from services.api import problems
+from services.api.routes import contracts as contracts_routes
+from services.api.routes import settlements as settlements_routes
 from services.api.routes import tokens as tokens_routes
 from services.config import Settings
 from services.db import ping
@@ -53,4 +55,4 @@ def create_app(
 
 
 def _routers() -> list[Any]:
-    return [tokens_routes.router]
+    return [tokens_routes.router, contracts_routes.router, settlements_routes.router]

@@ -1,0 +1,82 @@
+"""Contracts and versions over HTTP (spec §2, §6)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from schemas.contract import ID_PATTERN, ContractIn, ContractTerms
+from services.api.deps import Caller, Conn, require
+from services.api.scoping import contract_filter, visible_contract
+from services.api.tokens import Principal
+from services.errors import Forbidden
+from services.settlement import contracts as repo
+from services.settlement.contracts import Version
+
+router = APIRouter(tags=["contracts"])
+Writer = Annotated[Principal, Depends(require("admin", "provider"))]
+
+
+
+def _may_write(p: Principal, provider: str) -> None:
+    if p.role == "provider" and p.party != provider:
+        raise Forbidden("a provider token may only write its own party's contracts")
+
+
+def _with_history(v: Version, versions: list[Version]) -> dict[str, Any]:
+    body = v.as_json()
+    body["versions"] = [
+        {"version": x.version, "effective_from": x.terms.effective_from} for x in versions
+    ]
+    return body
+
+
+@router.post("/contracts", status_code=201)
+def create_contract(body: ContractIn, conn: Conn, caller: Writer) -> dict[str, Any]:
+    """Create a contract (version 1) and register its devices."""
+    _may_write(caller, body.provider)
+    v = repo.create_contract(conn, body, caller.subject)
+    return _with_history(v, [v])
+
+
+@router.get("/contracts")
+def list_contracts(
+    conn: Conn,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+) -> dict[str, Any]:
+    """Contracts the caller may see, ordered by id; page with ``after``."""
+    where = contract_filter(caller)
+    if after is not None:
+        from schemas.db import contracts
+
+        where = where & (contracts.c.contract_id > after)
+    ids = repo.contract_ids(conn, where)[: limit + 1]
+    items = [repo.latest_version(conn, cid).as_json() for cid in ids[:limit]]
+    return {"items": items, "next_after": ids[limit - 1] if len(ids) > limit else None}
+
+
+@router.get("/contracts/{contract_id}")
+def get_contract(contract_id: str, conn: Conn, caller: Caller) -> dict[str, Any]:
+    """The contract's latest version, with the list of all versions."""
+    visible_contract(conn, caller, contract_id)
+    versions = repo.list_versions(conn, contract_id)
+    return _with_history(versions[-1], versions)
+
+
+@router.post("/contracts/{contract_id}/versions", status_code=201)
+def add_version(
+    contract_id: str, body: ContractTerms, conn: Conn, caller: Writer
+) -> dict[str, Any]:
+    """New terms from ``effective_from`` on; earlier versions never change."""
+    provider, _ = visible_contract(conn, caller, contract_id)
+    _may_write(caller, provider)
+    return repo.add_version(conn, contract_id, body, caller.subject).as_json()
+
+
+@router.get("/contracts/{contract_id}/versions")
+def list_versions(contract_id: str, conn: Conn, caller: Caller) -> list[dict[str, Any]]:
+    visible_contract(conn, caller, contract_id)
+    return [v.as_json() for v in repo.list_versions(conn, contract_id)]

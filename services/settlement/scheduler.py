@@ -1,0 +1,129 @@
+"""Scheduled settlement (spec §3.4), safe with several replicas.
+
+Every tick, for each contract: a month-to-date draft once a day (after
+``settlement_draft_hour`` local time) and the close of every past period whose
+grace period is over (``settlement_grace_days`` after the period ends, at
+``settlement_close_hour`` local time). A job is *claimed* by inserting its
+``settlement_runs`` row in the same transaction as the settlement itself: the
+primary key makes it exactly once across replicas, a failure rolls the claim
+back so the next tick retries, and closes missed while viu was down are
+caught up because any past period without a close row is due.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from services.config import Settings
+from services.errors import Conflict
+from services.settlement import contracts, runs
+from services.settlement.periods import Period, period_bounds, period_of, zone
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_PERIODS = 12
+TICK_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Job:
+    contract_id: str
+    period: Period
+    kind: str
+
+
+def close_due_at(period: Period, tz: str, grace_days: int, hour: int) -> datetime:
+    """When the close of ``period`` becomes due: grace days after its end, at ``hour`` local."""
+    end_local = period_bounds(period, tz)[1].astimezone(zone(tz))
+    due = (end_local + timedelta(days=grace_days)).replace(hour=hour, minute=0, second=0)
+    return due.astimezone(UTC)
+
+
+def due_jobs(conn: Connection, settings: Settings, now: datetime) -> list[Job]:
+    jobs: list[Job] = []
+    for cid in contracts.contract_ids(conn):
+        tz = contracts.latest_version(conn, cid).terms.timezone
+        local = now.astimezone(zone(tz))
+        current = period_of(now, tz)
+        if local.hour >= settings.settlement_draft_hour:
+            jobs.append(Job(cid, current, f"draft:{local.date().isoformat()}"))
+        p = current
+        for _ in range(CATCH_UP_PERIODS):
+            p = p.prev()
+            due = close_due_at(p, tz, settings.settlement_grace_days, settings.settlement_close_hour)
+            if due <= now:
+                jobs.append(Job(cid, p, "close"))
+    return [j for j in jobs if contracts.version_in_force(conn, j.contract_id, j.period)]
+
+
+def claim(conn: Connection, job: Job) -> bool:
+    row = conn.execute(
+        text(
+            "INSERT INTO settlement_runs (contract_id, period, kind, started_at) "
+            "VALUES (:c, :p, :k, now()) ON CONFLICT DO NOTHING RETURNING 1"
+        ),
+        {"c": job.contract_id, "p": str(job.period), "k": job.kind},
+    ).first()
+    return row is not None
+
+
+def tick(engine: Engine, settings: Settings, now: datetime | None = None) -> list[Job]:
+    """Run every due, unclaimed job once; returns the jobs this process ran."""
+    now = now or datetime.now(UTC)
+    with engine.connect() as conn:
+        jobs = due_jobs(conn, settings, now)
+    done = []
+    for job in jobs:
+        try:
+            with engine.begin() as conn:
+                if not claim(conn, job):
+                    continue
+                result = runs.settle_contract(conn, job.contract_id, job.period)
+                conn.execute(
+                    text(
+                        "UPDATE settlement_runs SET finished_at = now(), outcome = :o "
+                        "WHERE contract_id = :c AND period = :p AND kind = :k"
+                    ),
+                    {"o": result.outcome, "c": job.contract_id, "p": str(job.period), "k": job.kind},
+                )
+            done.append(job)
+        except Conflict as exc:
+            log.warning("settlement %s skipped: %s", job, exc.detail)
+        except Exception:
+            log.exception("settlement %s failed; will retry next tick", job)
+    return done
+
+
+class SettlementScheduler:
+    """APScheduler driving ``tick``; start/stop from ``viu up`` or ``viu settle``."""
+
+    def __init__(self, settings: Settings, engine: Engine, mqtt_url: str | None = None) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.settings = settings
+        self.engine = engine
+        self.mqtt_url = mqtt_url
+        self._scheduler: Any = BackgroundScheduler(timezone=UTC)
+
+    def start(self) -> None:
+        self._scheduler.add_job(
+            tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            args=[self.engine, self.settings],
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            id="settlement-tick",
+        )
+        self._scheduler.start()
+        log.info("settlement scheduler started (tick every %ss)", TICK_SECONDS)
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)

@@ -1,0 +1,70 @@
+"""Per-device period quantities, read from the 15-minute rollups (never raw samples)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from schemas.contract import ContractTerms
+from services.settlement.kpis import DeviceUsage
+from services.settlement.periods import Period, period_bounds
+
+SIXTY = Decimal(60)
+
+USAGE_SQL = text(
+    """
+    SELECT device_id,
+           sum(reported_s)      AS reported_s,
+           sum(uptime_min)      AS uptime_min,
+           sum(quality_min)     AS quality_min,
+           sum(throughput)      AS throughput,
+           sum(down_unplanned)  AS down_unplanned,
+           sum(down_planned)    AS down_planned,
+           sum(down_customer)   AS down_customer,
+           sum(down_external)   AS down_external,
+           max(last_received_at) AS watermark
+      FROM rollups
+     WHERE device_id = ANY(:devices) AND bucket >= :start AND bucket < :end
+     GROUP BY device_id
+    """
+)
+
+
+def load_usage(
+    conn: Connection, terms: ContractTerms, period: Period, *, until: datetime | None = None
+) -> tuple[list[DeviceUsage], datetime | None]:
+    """Usage of every contract device in ``period`` (up to ``until``) and the data watermark.
+
+    Devices without any data still appear (all their minutes are missing).
+    """
+    start, end = period_bounds(period, terms.timezone)
+    if until is not None:
+        end = min(end, until)
+    rows = {
+        r.device_id: r
+        for r in conn.execute(USAGE_SQL, {"devices": terms.devices, "start": start, "end": end})
+    }
+    usage = [_device_usage(d, rows.get(d)) for d in terms.devices]
+    marks = [r.watermark for r in rows.values() if r.watermark is not None]
+    return usage, max(marks) if marks else None
+
+
+def _device_usage(device_id: str, r: Any) -> DeviceUsage:
+    if r is None:
+        return DeviceUsage(device_id=device_id)
+    return DeviceUsage(
+        device_id=device_id,
+        reported_min=Decimal(r.reported_s) / SIXTY,
+        uptime_min=Decimal(r.uptime_min),
+        quality_min=Decimal(r.quality_min),
+        throughput=Decimal(r.throughput),
+        down_min={
+            "unplanned": Decimal(r.down_unplanned),
+            "planned": Decimal(r.down_planned),
+            "customer": Decimal(r.down_customer),
+            "external": Decimal(r.down_external),
+        },
+    )
