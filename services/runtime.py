@@ -111,14 +111,29 @@ def _wait_for_signal() -> None:
 
 
 def _serve_api(settings: Settings, res: Resolved, say: Any) -> None:
+    """Serve in a thread; the main thread owns the signals so cleanup always runs.
+
+    (uvicorn re-raises a captured SIGTERM after its own shutdown, which would
+    kill the process before embedded PostgreSQL and the broker are stopped.)
+    """
     import uvicorn
 
     from services.api.app import create_app
 
     app = create_app(settings, res.engine, broker_probe=lambda: broker_reachable(res.mqtt_url))
     app.state.mqtt_url = res.mqtt_url
-    say(f"viu: API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    say(f"viu: API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if not thread.is_alive():
+            raise RuntimeError(f"the API server stopped (is port {settings.api_port} free?)")
+    server.should_exit = True
+    thread.join(15)

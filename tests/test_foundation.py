@@ -112,3 +112,16 @@ def test_customer_token_needs_a_party(api, admin) -> None:  # type: ignore[no-un
     r = api.post("/v1/tokens", json={"role": "customer"}, headers=admin)
     assert r.status_code == 422
     assert r.json()["field"] == "party"
+
+
+def test_oversized_body_is_413_problem(api, admin, settings) -> None:  # type: ignore[no-untyped-def]
+    big = b"x" * (settings.max_body_bytes + 1)
+    r = api.post("/v1/contracts", content=big, headers={**admin, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_metrics_are_exposed_for_prometheus(api, admin) -> None:  # type: ignore[no-untyped-def]
+    api.get("/v1/tokens", headers=admin)
+    text = api.get("/metrics/").text
+    assert "viu_api_request_seconds_count" in text

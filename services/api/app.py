@@ -7,9 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
 from sqlalchemy import Engine
 
 from services.api import problems
+from services.api.middleware import BodyLimit, Timing
 from services.api.routes import contracts as contracts_routes
 from services.api.routes import settlements as settlements_routes
 from services.api.routes import tokens as tokens_routes
@@ -51,6 +53,9 @@ def create_app(
 
     for router in _routers():
         app.include_router(router, prefix="/v1")
+    app.mount("/metrics", make_asgi_app())
+    app.add_middleware(Timing)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 
 

@@ -1,0 +1,322 @@
+"""Contract terms (spec §2): the single shape used by the API, the store and the engine.
+
+Money values are decimal strings so that "0.10" stays ten cents; ratios and
+quantities may be JSON numbers and are converted through their text form, so
+0.95 becomes exactly ``Decimal("0.95")``. Unknown fields are rejected everywhere:
+a misspelt ``penalty_cap_pct`` must fail loudly, not silently remove the cap.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
+
+from services.settlement.money import is_known_currency
+from services.settlement.periods import Period, zone
+
+KpiName = Literal[
+    "availability",
+    "quality_rate",
+    "performance",
+    "utilisation",
+    "oee",
+    "throughput",
+    "utilised_capacity_hours",
+    "uptime_hours",
+]
+KPI_NAMES: tuple[KpiName, ...] = (
+    "availability",
+    "quality_rate",
+    "performance",
+    "utilisation",
+    "oee",
+    "throughput",
+    "utilised_capacity_hours",
+    "uptime_hours",
+)
+RATIO_KPIS: frozenset[KpiName] = frozenset(
+    {"availability", "quality_rate", "performance", "utilisation", "oee"}
+)
+"""KPIs whose "one point" is 0.01; the others count points in their own unit."""
+
+DowntimeCause = Literal["unplanned", "planned", "customer", "external"]
+DOWNTIME_CAUSES: tuple[DowntimeCause, ...] = ("unplanned", "planned", "customer", "external")
+DEFAULT_EXCUSED_CAUSES: tuple[DowntimeCause, ...] = ("planned", "customer", "external")
+MissingDataPolicy = Literal["downtime", "excused", "uptime"]
+
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+def json_number(value: Decimal) -> int | float:
+    """A ratio or quantity as a JSON number: integral values stay integers."""
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def _money(value: Any) -> Any:
+    """Money is text ("12.50") or an integer; a float has already lost cents."""
+    if isinstance(value, bool | float):
+        raise ValueError(f'money must be a decimal string such as "12.50", got the number {value}')
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        return _finite(value.strip(), "money")
+    return value
+
+
+def _number(value: Any) -> Any:
+    """Ratios and quantities may be numbers; floats go through text to stay exact."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, int | float):
+        return _finite(str(value), "number")
+    if isinstance(value, str):
+        return _finite(value.strip(), "number")
+    return value
+
+
+def _finite(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"invalid {what} {text!r}: expected a decimal such as 12.50") from None
+    if not value.is_finite():
+        raise ValueError(f"invalid {what} {text!r}: must be finite")
+    return value
+
+
+_as_text = PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")
+_as_number = PlainSerializer(json_number, return_type=int | float, when_used="json")
+
+Money = Annotated[Decimal, BeforeValidator(_money), Field(ge=0), _as_text]
+Quantity = Annotated[Decimal, BeforeValidator(_number), Field(ge=0), _as_number]
+PositiveQuantity = Annotated[Decimal, BeforeValidator(_number), Field(gt=0), _as_number]
+Ratio = Annotated[Decimal, BeforeValidator(_number), Field(ge=0, le=1), _as_number]
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tier(_Model):
+    """A price for the slice of billable quantity up to ``up_to`` (null: no limit)."""
+
+    up_to: PositiveQuantity | None
+    price: Money
+
+
+class Usage(_Model):
+    """The usage charge: which quantity is billed, how tiers apply, the floor."""
+
+    basis: Literal["throughput", "utilised_capacity_hours", "uptime_hours"] = "throughput"
+    mode: Literal["graduated", "volume"] = "graduated"
+    minimum_commitment: Quantity = Decimal(0)
+    tiers: list[Tier] = Field(min_length=1)
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_sorted(cls, tiers: list[Tier]) -> list[Tier]:
+        """Overlapping or unsorted tiers would price some units twice or not at all."""
+        for index, tier in enumerate(tiers[:-1]):
+            if tier.up_to is None:
+                raise ValueError(f"tier {index}: only the last tier may have up_to null")
+            following = tiers[index + 1].up_to
+            if following is not None and following <= tier.up_to:
+                raise ValueError(
+                    f"tier {index + 1}: up_to {following} must be greater than "
+                    f"{tier.up_to} (tiers must be sorted by up_to)"
+                )
+        return tiers
+
+
+class PerPointPenalty(_Model):
+    """A penalty of ``per_point`` for each point the KPI falls short of target."""
+
+    per_point: Money
+
+
+class Credit(_Model):
+    """A service credit of ``pct`` of charges_base when the KPI is below ``below``."""
+
+    below: Quantity
+    pct: Ratio
+
+
+class CreditsPenalty(_Model):
+    """SLA-style credits; the largest applicable ``pct`` wins (they do not add up)."""
+
+    credits: list[Credit] = Field(min_length=1)
+
+
+def _penalty_shape(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "per_point" if "per_point" in value else "credits" if "credits" in value else None
+    if isinstance(value, PerPointPenalty):
+        return "per_point"
+    return "credits" if isinstance(value, CreditsPenalty) else None
+
+
+Penalty = Annotated[
+    Annotated[PerPointPenalty, Tag("per_point")] | Annotated[CreditsPenalty, Tag("credits")],
+    Discriminator(
+        _penalty_shape,
+        custom_error_type="penalty_shape",
+        custom_error_message='penalty must be {"per_point": "..."} or {"credits": [...]}',
+    ),
+]
+
+
+class Bonus(_Model):
+    """A bonus of ``per_point`` for each point the KPI exceeds ``above``."""
+
+    above: Quantity
+    per_point: Money
+
+
+class KpiRule(_Model):
+    """Target, tolerance and the money attached to one KPI."""
+
+    kpi: KpiName
+    target: Quantity
+    deadband: Quantity = Decimal(0)
+    penalty: Penalty | None = None
+    bonus: Bonus | None = None
+
+    @field_validator("bonus")
+    @classmethod
+    def _bonus_above_target(cls, bonus: Bonus | None, info: ValidationInfo) -> Bonus | None:
+        """A bonus threshold under target would reward and penalise the same value."""
+        target = info.data.get("target")
+        if bonus is not None and target is not None and bonus.above < target:
+            raise ValueError(f"bonus.above {bonus.above} must not be below target {target}")
+        return bonus
+
+
+class GainShare(_Model):
+    """The provider's share of value created above (or, if symmetric, below) baseline."""
+
+    kpi: KpiName = "throughput"
+    baseline: Quantity
+    value_per_unit: Money
+    provider_share: Ratio
+    symmetric: bool = False
+
+
+class Terms(_Model):
+    """The money terms; only ``fixed_fee`` is required (it may be "0")."""
+
+    fixed_fee: Money
+    usage: Usage | None = None
+    kpis: list[KpiRule] = Field(default_factory=list)
+    penalty_cap_pct: Ratio | None = None
+    bonus_cap_pct: Ratio | None = None
+    gain_share: GainShare | None = None
+
+    @field_validator("kpis")
+    @classmethod
+    def _one_rule_per_kpi(cls, rules: list[KpiRule]) -> list[KpiRule]:
+        """Two rules for one KPI would charge the same shortfall twice."""
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.kpi in seen:
+                raise ValueError(f"duplicate rule for kpi {rule.kpi!r}")
+            seen.add(rule.kpi)
+        return rules
+
+
+class ValueModel(_Model):
+    """What a unit of output is worth to the customer and how value is to be split."""
+
+    customer_value_per_unit: Money
+    agreed_provider_share: Ratio
+    tolerance: Ratio = Decimal("0.10")
+
+
+class ContractTerms(_Model):
+    """One contract version: everything that settlement depends on."""
+
+    currency: str
+    timezone: str
+    devices: list[Identifier] = Field(min_length=1)
+    effective_from: str
+    unit: NonEmptyText
+    rated_capacity_per_hour: PositiveQuantity
+    missing_data: MissingDataPolicy = "downtime"
+    excused_causes: list[DowntimeCause] = Field(
+        default_factory=lambda: list(DEFAULT_EXCUSED_CAUSES)
+    )
+    terms: Terms
+    value_model: ValueModel | None = None
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _known_currency(cls, value: Any) -> Any:
+        """Only currencies with a known minor unit can be rounded correctly."""
+        if isinstance(value, str) and is_known_currency(value.strip().upper()):
+            return value.strip().upper()
+        raise ValueError(f"unknown currency {value!r}: expected an ISO 4217 code such as EUR")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """Period bounds need the zone's DST rules."""
+        zone(value)
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_devices(cls, devices: list[str]) -> list[str]:
+        """A device listed twice would be counted twice in every fleet KPI."""
+        seen: set[str] = set()
+        for device in devices:
+            if device in seen:
+                raise ValueError(f"device {device!r} is listed twice")
+            seen.add(device)
+        return devices
+
+    @field_validator("effective_from")
+    @classmethod
+    def _month(cls, value: str) -> str:
+        """The first billing period governed by this version, as "YYYY-MM"."""
+        return str(Period.parse(value))
+
+    @field_validator("excused_causes")
+    @classmethod
+    def _distinct_causes(cls, causes: list[DowntimeCause]) -> list[DowntimeCause]:
+        """A repeated cause would excuse its minutes twice."""
+        return list(dict.fromkeys(causes))
+
+    @property
+    def effective_period(self) -> Period:
+        """``effective_from`` as a ``Period``."""
+        return Period.parse(self.effective_from)
+
+
+class ContractIn(ContractTerms):
+    """A contract as posted to ``POST /v1/contracts``: terms plus the parties."""
+
+    contract_id: Identifier
+    provider: NonEmptyText
+    customer: NonEmptyText
+
+    def contract_terms(self) -> ContractTerms:
+        """The versioned part, without the identity of the contract."""
+        return ContractTerms.model_validate(
+            self.model_dump(exclude={"contract_id", "provider", "customer"})
+        )
