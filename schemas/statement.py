@@ -9,9 +9,16 @@ idempotent and statements are compared and digested.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_serializer,
+    model_validator,
+)
 
 from schemas.contract import KPI_NAMES, DowntimeCause, json_number
 from services.settlement.money import round_money
@@ -48,6 +55,14 @@ class StatementLine(_Model):
     @field_serializer("amount", when_used="json")
     def _amount_text(self, amount: Decimal) -> str:
         return format(amount, "f")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_kpi(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The spec's line is ``{"kind", "kpi"?, "amount", "explanation"}``: no null kpi."""
+        data: dict[str, Any] = handler(self)
+        if data.get("kpi") is None:
+            data.pop("kpi", None)
+        return data
 
 
 class KpiEvaluation(_Model):

@@ -43,11 +43,18 @@ def load_usage(
     start, end = period_bounds(period, terms.timezone)
     if until is not None:
         end = min(end, until)
+    return usage_between(conn, terms.devices, start, end)
+
+
+def usage_between(
+    conn: Connection, devices: list[str], start: datetime, end: datetime
+) -> tuple[list[DeviceUsage], datetime | None]:
+    """Per-device usage in ``[start, end)``; both ends must fall on 15-minute buckets."""
     rows = {
         r.device_id: r
-        for r in conn.execute(USAGE_SQL, {"devices": terms.devices, "start": start, "end": end})
+        for r in conn.execute(USAGE_SQL, {"devices": devices, "start": start, "end": end})
     }
-    usage = [_device_usage(d, rows.get(d)) for d in terms.devices]
+    usage = [_device_usage(d, rows.get(d)) for d in devices]
     marks = [r.watermark for r in rows.values() if r.watermark is not None]
     return usage, max(marks) if marks else None
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -13,6 +14,7 @@ from services.api.tokens import Principal
 from services.errors import Forbidden
 from services.settlement import contracts as repo
 from services.settlement.contracts import Version
+from services.settlement.series import kpi_series
 
 router = APIRouter(tags=["contracts"])
 Writer = Annotated[Principal, Depends(require("admin", "provider"))]
@@ -80,3 +82,32 @@ def add_version(
 def list_versions(contract_id: str, conn: Conn, caller: Caller) -> list[dict[str, Any]]:
     visible_contract(conn, caller, contract_id)
     return [v.as_json() for v in repo.list_versions(conn, contract_id)]
+
+
+@router.get("/contracts/{contract_id}/kpis")
+def kpis(
+    contract_id: str,
+    conn: Conn,
+    caller: Caller,
+    from_: Annotated[date, Query(alias="from")],
+    to: Annotated[date, Query()],
+    granularity: Annotated[Literal["day", "month"], Query()] = "day",
+) -> dict[str, Any]:
+    """KPIs per day or month (dates in the contract's zone, ``to`` inclusive), for charts."""
+    visible_contract(conn, caller, contract_id)
+    tz = repo.latest_version(conn, contract_id).terms.timezone
+    points = kpi_series(conn, contract_id, from_, to, granularity, tz)
+    return {
+        "contract_id": contract_id,
+        "granularity": granularity,
+        "timezone": tz,
+        "points": [
+            {
+                "label": p.label,
+                "start": p.start.isoformat(),
+                "contract_version": p.contract_version,
+                "kpis": {k: None if v is None else float(v) for k, v in p.kpis.items()},
+            }
+            for p in points
+        ],
+    }
