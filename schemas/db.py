@@ -147,7 +147,8 @@ rollups = Table(
     Column("last_received_at", DateTime(timezone=True), nullable=False),
 )
 
-annotations = Table(
+# Not named ``annotations``: that would shadow ``from __future__ import annotations``.
+annotation_table = Table(
     "annotations",
     metadata,
     Column("id", BigInteger, primary_key=True),
@@ -184,4 +185,74 @@ ingest_counters = Table(
     Column("duplicates", BigInteger, nullable=False),
     Column("corrections", BigInteger, nullable=False),
     Column("dead_lettered", BigInteger, nullable=False),
+)
+
+# --- proposals (migration 0004)
+
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("kpi", String(32)),
+    Column("term", String(100), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("based_on_version", Integer, nullable=False),
+    Column("window_from", String(7), nullable=False),
+    Column("window_to", String(7), nullable=False),
+    Column("evidence", JSONB, nullable=False),
+    Column("current", JSONB),
+    Column("proposed", JSONB),
+    Column("proposed_terms", JSONB),
+    Column("rationale", Text, nullable=False),
+    Column("impact", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(200)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("reason", Text),
+    Column("accepted_version", Integer),
+    Column("superseded_by", BigInteger, ForeignKey("proposals.id")),
+)
+
+costs = Table(
+    "costs",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("amount", Numeric, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+detector_settings = Table(
+    "detector_settings",
+    metadata,
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), primary_key=True),
+    Column("settings", JSONB, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- audit (migration 0005)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(16)),
+    Column("party", String(200)),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(200), nullable=False),
+    Column("source", String(200)),
+    Column("details", JSONB, nullable=False),
 )

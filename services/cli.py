@@ -54,6 +54,7 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
         token_id, plain = create_token(
             conn, args.role, args.party, label=args.label, expires_at=args.expires_at
         )
+        _audit_cli(conn, "token.create", str(token_id), role=args.role, party=args.party)
     party = f" for {args.party}" if args.party else ""
     print(f"created {args.role} token #{token_id}{party}: {plain}")
     return 0
@@ -75,8 +76,26 @@ def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     with resolved(settings, need_broker=False, say=_err) as res, res.engine.begin() as conn:
         revoke_token(conn, args.token_id)
+        _audit_cli(conn, "token.revoke", str(args.token_id))
     print(f"revoked token #{args.token_id}")
     return 0
+
+
+def _audit_cli(conn: Any, action: str, object_id: str, **details: Any) -> None:
+    import getpass
+    import socket
+
+    from services import audit
+
+    audit.record(
+        conn,
+        actor=f"cli:{getpass.getuser()}",
+        action=action,
+        object_type="token",
+        object_id=object_id,
+        source=f"cli@{socket.gethostname()}",
+        details=details,
+    )
 
 
 def _err(msg: str) -> None:

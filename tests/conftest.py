@@ -111,9 +111,8 @@ def engine(settings: Settings) -> Iterator[Engine]:
 KEEP = {"alembic_version"}
 
 
-@pytest.fixture
-def db(engine: Engine) -> Engine:
-    """The migrated database, emptied of data (append-only tables included)."""
+def empty_database(engine: Engine) -> None:
+    """Remove all data (append-only and immutable tables included), keep the schema."""
     with engine.begin() as conn:
         tables = [
             r[0]
@@ -129,6 +128,12 @@ def db(engine: Engine) -> Engine:
         if tables:
             conn.execute(text("SET LOCAL session_replication_role = replica"))
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    """The migrated database, emptied of data."""
+    empty_database(engine)
     return engine
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from schemas.contract import ID_PATTERN, ContractIn, ContractTerms
+from services.api.audit import Audit
 from services.api.deps import Caller, Conn, require
 from services.api.scoping import contract_filter, visible_contract
 from services.api.tokens import Principal
@@ -35,10 +36,11 @@ def _with_history(v: Version, versions: list[Version]) -> dict[str, Any]:
 
 
 @router.post("/contracts", status_code=201)
-def create_contract(body: ContractIn, conn: Conn, caller: Writer) -> dict[str, Any]:
+def create_contract(body: ContractIn, conn: Conn, caller: Writer, audit: Audit) -> dict[str, Any]:
     """Create a contract (version 1) and register its devices."""
     _may_write(caller, body.provider)
     v = repo.create_contract(conn, body, caller.subject)
+    audit(conn, "contract.create", "contract", v.contract_id, version=1, devices=body.devices)
     return _with_history(v, [v])
 
 
@@ -70,12 +72,15 @@ def get_contract(contract_id: str, conn: Conn, caller: Caller) -> dict[str, Any]
 
 @router.post("/contracts/{contract_id}/versions", status_code=201)
 def add_version(
-    contract_id: str, body: ContractTerms, conn: Conn, caller: Writer
+    contract_id: str, body: ContractTerms, conn: Conn, caller: Writer, audit: Audit
 ) -> dict[str, Any]:
     """New terms from ``effective_from`` on; earlier versions never change."""
     provider, _ = visible_contract(conn, caller, contract_id)
     _may_write(caller, provider)
-    return repo.add_version(conn, contract_id, body, caller.subject).as_json()
+    v = repo.add_version(conn, contract_id, body, caller.subject)
+    audit(conn, "contract.version", "contract", contract_id, version=v.version,
+          effective_from=body.effective_from)
+    return v.as_json()
 
 
 @router.get("/contracts/{contract_id}/versions")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from schemas.contract import ID_PATTERN
 from schemas.db import contracts, statements
+from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
 from services.api.render import statement_html
 from services.api.scoping import contract_filter, visible_contract
@@ -115,12 +116,16 @@ def get_statement(
 
 
 @router.post("/contracts/{contract_id}/statements/{period}/issue")
-def issue(contract_id: str, period: str, conn: Conn, caller: Issuer) -> dict[str, Any]:
+def issue(
+    contract_id: str, period: str, conn: Conn, caller: Issuer, audit: Audit
+) -> dict[str, Any]:
     """Re-settle with the latest data, then issue: from now on the row is immutable."""
     visible_contract(conn, caller, contract_id)
     p = Period.parse(period)
     runs.settle_contract(conn, contract_id, p)
     row = repo.issue(conn, contract_id, p, caller.subject)
+    audit(conn, "statement.issue", "statement", f"{contract_id}/{p}/{row.seq}",
+          net=str(row.net), inputs_digest=row.inputs_digest)
     return statement_json(row, repo.rows_for(conn, contract_id, p))
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api import tokens
+from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.tokens import Principal, Role
 
@@ -25,10 +26,11 @@ class TokenIn(BaseModel):
 
 
 @router.post("/tokens", status_code=201)
-def create(body: TokenIn, conn: Conn, _: Admin) -> dict[str, Any]:
+def create(body: TokenIn, conn: Conn, _: Admin, audit: Audit) -> dict[str, Any]:
     token_id, plain = tokens.create_token(
         conn, body.role, body.party, label=body.label, expires_at=body.expires_at
     )
+    audit(conn, "token.create", "token", str(token_id), role=body.role, party=body.party)
     return {"id": token_id, "token": plain, "role": body.role, "party": body.party}
 
 
@@ -38,5 +40,6 @@ def list_all(conn: Conn, _: Admin) -> list[dict[str, Any]]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke(token_id: int, conn: Conn, _: Admin) -> None:
+def revoke(token_id: int, conn: Conn, _: Admin, audit: Audit) -> None:
     tokens.revoke_token(conn, token_id)
+    audit(conn, "token.revoke", "token", str(token_id))
