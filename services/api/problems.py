@@ -59,7 +59,16 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal error", "an unexpected error occurred; it was logged", "internal")
 
 
+async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
+    return problem(422, "Invalid input", str(exc), "invalid")
+
+
 def install(app: FastAPI) -> None:
+    from services.settlement.money import UnknownCurrency
+    from services.settlement.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
+
+    for domain_error in (InvalidPeriod, NaiveDatetime, UnknownTimezone, UnknownCurrency):
+        app.add_exception_handler(domain_error, _bad_value)
     app.add_exception_handler(ViuError, _viu_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)

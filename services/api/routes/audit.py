@@ -26,6 +26,11 @@ def list_audit(
 ) -> dict[str, Any]:
     """Newest first; page with ``before`` = the last id seen."""
     items = audit.listing(
-        conn, object_type=object_type, object_id=object_id, action=action, before=before, limit=limit
+        conn,
+        object_type=object_type,
+        object_id=object_id,
+        action=action,
+        before=before,
+        limit=limit,
     )
     return {"items": items, "next_before": items[-1]["id"] if len(items) == limit else None}

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from schemas.contract import ID_PATTERN, ContractIn, ContractTerms
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn, require
+from services.api.params import ContractIdPath
 from services.api.scoping import contract_filter, visible_contract
 from services.api.tokens import Principal
 from services.errors import Forbidden
@@ -19,7 +20,6 @@ from services.settlement.series import kpi_series
 
 router = APIRouter(tags=["contracts"])
 Writer = Annotated[Principal, Depends(require("admin", "provider"))]
-
 
 
 def _may_write(p: Principal, provider: str) -> None:
@@ -63,7 +63,7 @@ def list_contracts(
 
 
 @router.get("/contracts/{contract_id}")
-def get_contract(contract_id: str, conn: Conn, caller: Caller) -> dict[str, Any]:
+def get_contract(contract_id: ContractIdPath, conn: Conn, caller: Caller) -> dict[str, Any]:
     """The contract's latest version, with the list of all versions."""
     visible_contract(conn, caller, contract_id)
     versions = repo.list_versions(conn, contract_id)
@@ -72,26 +72,32 @@ def get_contract(contract_id: str, conn: Conn, caller: Caller) -> dict[str, Any]
 
 @router.post("/contracts/{contract_id}/versions", status_code=201)
 def add_version(
-    contract_id: str, body: ContractTerms, conn: Conn, caller: Writer, audit: Audit
+    contract_id: ContractIdPath, body: ContractTerms, conn: Conn, caller: Writer, audit: Audit
 ) -> dict[str, Any]:
     """New terms from ``effective_from`` on; earlier versions never change."""
     provider, _ = visible_contract(conn, caller, contract_id)
     _may_write(caller, provider)
     v = repo.add_version(conn, contract_id, body, caller.subject)
-    audit(conn, "contract.version", "contract", contract_id, version=v.version,
-          effective_from=body.effective_from)
+    audit(
+        conn,
+        "contract.version",
+        "contract",
+        contract_id,
+        version=v.version,
+        effective_from=body.effective_from,
+    )
     return v.as_json()
 
 
 @router.get("/contracts/{contract_id}/versions")
-def list_versions(contract_id: str, conn: Conn, caller: Caller) -> list[dict[str, Any]]:
+def list_versions(contract_id: ContractIdPath, conn: Conn, caller: Caller) -> list[dict[str, Any]]:
     visible_contract(conn, caller, contract_id)
     return [v.as_json() for v in repo.list_versions(conn, contract_id)]
 
 
 @router.get("/contracts/{contract_id}/kpis")
 def kpis(
-    contract_id: str,
+    contract_id: ContractIdPath,
     conn: Conn,
     caller: Caller,
     from_: Annotated[date, Query(alias="from")],

@@ -16,6 +16,7 @@ from schemas.contract import ID_PATTERN
 from schemas.db import contracts, statements
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
+from services.api.params import ContractIdPath, PeriodPath
 from services.api.render import statement_html
 from services.api.scoping import contract_filter, visible_contract
 from services.api.tokens import Principal
@@ -96,8 +97,8 @@ def _sees(conn: Any, caller: Principal, contract_id: str) -> bool:
 
 @router.get("/contracts/{contract_id}/statements/{period}")
 def get_statement(
-    contract_id: str,
-    period: str,
+    contract_id: ContractIdPath,
+    period: PeriodPath,
     conn: Conn,
     caller: Caller,
     seq: Annotated[int, Query(ge=0, le=10_000)] = 0,
@@ -117,22 +118,42 @@ def get_statement(
 
 @router.post("/contracts/{contract_id}/statements/{period}/issue")
 def issue(
-    contract_id: str, period: str, conn: Conn, caller: Issuer, audit: Audit
+    contract_id: ContractIdPath, period: PeriodPath, conn: Conn, caller: Issuer, audit: Audit
 ) -> dict[str, Any]:
     """Re-settle with the latest data, then issue: from now on the row is immutable."""
     visible_contract(conn, caller, contract_id)
     p = Period.parse(period)
     runs.settle_contract(conn, contract_id, p)
     row = repo.issue(conn, contract_id, p, caller.subject)
-    audit(conn, "statement.issue", "statement", f"{contract_id}/{p}/{row.seq}",
-          net=str(row.net), inputs_digest=row.inputs_digest)
+    audit(
+        conn,
+        "statement.issue",
+        "statement",
+        f"{contract_id}/{p}/{row.seq}",
+        net=str(row.net),
+        inputs_digest=row.inputs_digest,
+    )
     return statement_json(row, repo.rows_for(conn, contract_id, p))
 
 
 CSV_COLUMNS = [
-    "contract_id", "period", "seq", "kind", "status", "currency", "contract_version",
-    "fixed_fee", "usage", "penalty", "bonus", "penalty_cap", "bonus_cap", "gain_share",
-    "net", "issued_at", "issued_by",
+    "contract_id",
+    "period",
+    "seq",
+    "kind",
+    "status",
+    "currency",
+    "contract_version",
+    "fixed_fee",
+    "usage",
+    "penalty",
+    "bonus",
+    "penalty_cap",
+    "bonus_cap",
+    "gain_share",
+    "net",
+    "issued_at",
+    "issued_by",
 ]
 
 
