@@ -55,6 +55,4 @@ def listing(
             q = q.where(col == value)
     if before is not None:
         q = q.where(audit_log.c.id < before)
-    return [
-        {**r, "at": r["at"].isoformat()} for r in (dict(m) for m in conn.execute(q).mappings())
-    ]
+    return [{**r, "at": r["at"].isoformat()} for r in (dict(m) for m in conn.execute(q).mappings())]

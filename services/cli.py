@@ -182,7 +182,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
-
-
 if __name__ == "__main__":
     sys.exit(main())
