@@ -1,0 +1,47 @@
+"""JSON out without floats: a ``Decimal`` is written as the exact number it holds.
+
+The standard encoder either refuses ``Decimal`` or goes through ``float``;
+telemetry values (and the dead-letter copy of a rejected sample) must be
+byte-for-byte the numbers the device sent.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+
+def dumps(value: Any) -> str:
+    """Serialise dicts, lists, strings, bools, None, ints, Decimals and aware datetimes."""
+    if isinstance(value, Decimal):
+        return _number(value)
+    if isinstance(value, dict):
+        items = (f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    if isinstance(value, datetime):
+        return json.dumps(iso(value))
+    return json.dumps(value)
+
+
+def _number(d: Decimal) -> str:
+    if not d.is_finite():
+        raise ValueError(f"cannot serialise {d} as JSON")
+    return str(d)
+
+
+def iso(ts: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON keeping every fraction exact; NaN and Infinity are refused."""
+    return json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

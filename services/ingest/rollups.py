@@ -1,0 +1,95 @@
+"""15-minute rollups per device, kept equal to an aggregation of the stored samples.
+
+Why 15 minutes: every real time zone's offset is a multiple of 15 minutes, so
+a contract month in any zone is an exact union of buckets and settlement never
+needs raw samples. Each write adds (new - old) deltas in its own transaction;
+an annotation recomputes the buckets it touches from the samples.
+
+The effective cause of a sample is that of the latest annotation covering its
+``ts``, else its own ``downtime_cause``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+BUCKET = "date_bin('15 minutes', {t}.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+DOWN_MIN = "({t}.interval_s / 60.0 - {t}.uptime_min)"
+CAUSES = ("unplanned", "planned", "customer", "external")
+
+
+def effective_cause(t: str) -> str:
+    """SQL for the effective cause of the sample-shaped row aliased ``t``."""
+    return (
+        "coalesce((SELECT a.cause FROM annotations a "
+        f"WHERE a.device_id = {t}.device_id AND a.from_ts <= {t}.ts AND {t}.ts < a.to_ts "
+        f"ORDER BY a.created_at DESC, a.id DESC LIMIT 1), {t}.downtime_cause)"
+    )
+
+
+def _aggregate(source: str, sign: str) -> str:
+    """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``."""
+    downs = ",\n".join(
+        f"trim_scale(coalesce(sum({sign} * {DOWN_MIN.format(t='s')}) "
+        f"FILTER (WHERE s.eff = '{c}'), 0))"
+        for c in CAUSES
+    )
+    return f"""
+        SELECT s.device_id, {BUCKET.format(t="s")} AS bucket,
+               sum({sign}), sum({sign} * s.interval_s),
+               trim_scale(sum({sign} * s.uptime_min)), trim_scale(sum({sign} * s.quality_min)),
+               trim_scale(sum({sign} * s.throughput)),
+               {downs},
+               max(s.received_at)
+        FROM (SELECT x.*, {effective_cause("x")} AS eff FROM {source} x) s
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """
+
+
+COLUMNS = (
+    "device_id, bucket, samples, reported_s, uptime_min, quality_min, throughput, "
+    "down_unplanned, down_planned, down_customer, down_external, last_received_at"
+)
+ADDED = (
+    "samples",
+    "reported_s",
+    "uptime_min",
+    "quality_min",
+    "throughput",
+    *(f"down_{c}" for c in CAUSES),
+)
+
+
+def apply_deltas(conn: Connection, deltas: str) -> None:
+    """Add the signed sample rows of temp table ``deltas`` (column ``sign``) to the rollups."""
+    sets = ", ".join(f"{c} = trim_scale(rollups.{c} + EXCLUDED.{c})" for c in ADDED)
+    conn.execute(
+        text(
+            f"INSERT INTO rollups ({COLUMNS}) {_aggregate(deltas, 's.sign')} "
+            f"ON CONFLICT (device_id, bucket) DO UPDATE SET {sets}, "
+            "last_received_at = greatest(rollups.last_received_at, EXCLUDED.last_received_at)"
+        )
+    )
+
+
+def rebuild_rollups(conn: Connection, device_id: str, from_ts: datetime, to_ts: datetime) -> None:
+    """Recompute from the samples every bucket of ``device_id`` overlapping ``[from_ts, to_ts)``."""
+    params = {"d": device_id, "f": from_ts, "t": to_ts}
+    bounds = (
+        "date_bin('15 minutes', CAST(:f AS timestamptz), TIMESTAMPTZ '2000-01-01 00:00:00+00')",
+        "date_bin('15 minutes', CAST(:t AS timestamptz) - INTERVAL '1 microsecond', "
+        "TIMESTAMPTZ '2000-01-01 00:00:00+00') + INTERVAL '15 minutes'",
+    )
+    conn.execute(
+        text(
+            f"DELETE FROM rollups WHERE device_id = :d AND bucket >= {bounds[0]} "
+            f"AND bucket < {bounds[1]}"
+        ),
+        params,
+    )
+    source = (
+        f"(SELECT * FROM samples WHERE device_id = :d AND ts >= {bounds[0]} AND ts < {bounds[1]})"
+    )
+    conn.execute(text(f"INSERT INTO rollups ({COLUMNS}) {_aggregate(source, '1')}"), params)

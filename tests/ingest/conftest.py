@@ -1,0 +1,83 @@
+"""Helpers of the ingest tests: registering devices and writing payloads directly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from services.ingest import jsonx, pipeline
+from services.ingest.decode import Message, http_topic
+from services.ingest.stats import Outcome
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def register(
+    engine: Engine,
+    *device_ids: str,
+    contract: str = "C-1",
+    provider: str = "Connectcorp",
+    customer: str = "MineCo",
+) -> None:
+    """Insert a contract and its devices directly (the contracts API is not ours)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO contracts (contract_id, provider, customer) VALUES (:c, :p, :u) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"c": contract, "p": provider, "u": customer},
+        )
+        for d in device_ids:
+            conn.execute(
+                text("INSERT INTO devices (device_id, contract_id) VALUES (:d, :c)"),
+                {"d": d, "c": contract},
+            )
+
+
+def sample(minute: int = 0, **over: Any) -> dict[str, Any]:
+    """A valid 5-minute sample starting ``minute`` minutes after T0."""
+    base: dict[str, Any] = {
+        "ts": int(T0.timestamp()) + minute * 60,
+        "interval_s": 300,
+        "uptime_min": Decimal("4.5"),
+        "quality_min": Decimal("4.25"),
+        "throughput": Decimal("12.125"),
+    }
+    base.update(over)
+    return base
+
+
+def payload(*items: dict[str, Any], batch: bool | None = None) -> bytes:
+    """JSON bytes of one sample, or of a ``{"samples": [...]}`` batch (Decimals exact)."""
+    if batch is False or (batch is None and len(items) == 1):
+        return jsonx.dumps(items[0]).encode()
+    return jsonx.dumps({"samples": list(items)}).encode()
+
+
+def message(device_id: str, raw: bytes, topic: str | None = None) -> Message:
+    return Message(topic or http_topic(device_id), raw, datetime.now(UTC))
+
+
+@pytest.fixture
+def write(db: Engine) -> Callable[..., Outcome]:
+    """Write payloads of one device through the shared pipeline."""
+
+    def run(device_id: str, *raws: bytes, topic: str | None = None) -> Outcome:
+        return pipeline.ingest(db, [message(device_id, r, topic) for r in raws])
+
+    return run
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+
+
+def ids(items: Iterable[dict[str, Any]], key: str = "id") -> list[Any]:
+    return [i[key] for i in items]

@@ -1,0 +1,150 @@
+"""Decoding rules of spec §1.2: what a payload may contain, and what becomes a dead letter."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from schemas.telemetry import MAX_BATCH
+from services.ingest import jsonx
+from services.ingest.decode import Decoded, Message, decode
+
+TOPIC = "viu/crusher-07/telemetry"
+GOOD = {
+    "ts": "2026-10-25T01:30:00+02:00",
+    "interval_s": 60,
+    "uptime_min": 1,
+    "quality_min": 0.5,
+    "throughput": 3.25,
+}
+
+
+def run(body: str | bytes, topic: str = TOPIC) -> Decoded:
+    raw = body.encode() if isinstance(body, str) else body
+    return decode(Message(topic, raw, datetime.now(UTC)))
+
+
+def one(**fields: Any) -> Decoded:
+    doc = {k: v for k, v in (GOOD | fields).items() if v is not ...}
+    return run(jsonx.dumps(doc))
+
+
+def test_rfc3339_with_offset_becomes_utc() -> None:
+    (s,) = one().samples
+    assert s.ts == datetime(2026, 10, 24, 23, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("ts", [1792891800, 1792891800.0])
+def test_epoch_seconds_are_accepted(ts: Any) -> None:
+    (s,) = one(ts=ts).samples
+    assert s.ts == datetime.fromtimestamp(1792891800, UTC)
+
+
+@pytest.mark.parametrize("ts", ["2026-10-25T01:30:00", "2026-10-25", "yesterday", True, None])
+def test_timestamps_without_offset_or_garbage_are_rejected(ts: Any) -> None:
+    d = one(ts=ts)
+    assert not d.samples and "ts" in d.rejects[0].reason
+
+
+def test_numbers_stay_exact_decimals() -> None:
+    (s,) = run(
+        '{"ts": 0, "interval_s": 60, "uptime_min": 0.1, "quality_min": 0.1, "throughput": 1e2}'
+    ).samples
+    assert s.uptime_min == Decimal("0.1") and isinstance(s.throughput, Decimal)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"interval_s": 0}, "interval_s"),
+        ({"interval_s": 86_401}, "interval_s"),
+        ({"interval_s": 60.5}, "interval_s"),
+        ({"interval_s": "60"}, "interval_s"),
+        ({"uptime_min": -0.1}, "uptime_min"),
+        ({"uptime_min": 1.01}, "uptime_min"),
+        ({"quality_min": -1}, "quality_min"),
+        ({"quality_min": 1.5}, "quality_min"),
+        ({"throughput": -0.001}, "throughput"),
+        ({"throughput": "3"}, "throughput"),
+        ({"downtime_cause": "weather"}, "downtime_cause"),
+        ({"seq": 1.5}, "seq"),
+        ({"colour": "red"}, "colour"),
+        ({"throughput": ...}, "throughput"),
+    ],
+)
+def test_every_range_rule_rejects(fields: dict[str, Any], field: str) -> None:
+    d = one(**fields)
+    assert not d.samples
+    (reject,) = d.rejects
+    assert field in reject.reason
+    assert reject.payload.startswith(b"{")
+
+
+def test_boundaries_are_inclusive() -> None:
+    assert one(interval_s=86_400, uptime_min=1440, quality_min=1440).samples
+    assert one(interval_s=1, uptime_min=Decimal(1) / 60, quality_min=0).samples == []
+    assert one(interval_s=6, uptime_min=0.1, quality_min=0.1, throughput=0).samples
+
+
+def test_default_cause_is_unplanned_and_others_are_kept() -> None:
+    assert one().samples[0].downtime_cause == "unplanned"
+    assert one(downtime_cause="customer").samples[0].downtime_cause == "customer"
+
+
+def test_device_in_sample_must_match_topic() -> None:
+    assert one(device_id="crusher-07").samples
+    d = one(device_id="crusher-08")
+    assert "device/topic mismatch" in d.rejects[0].reason
+
+
+@pytest.mark.parametrize(
+    "topic", ["viu/bad id/telemetry", "viu/x/status", "telemetry", "viu/" + "x" * 65 + "/telemetry"]
+)
+def test_bad_topics_reject_the_whole_payload(topic: str) -> None:
+    d = run(b'{"ts": 0}', topic)
+    assert d.device_id is None and len(d.rejects) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"[]",
+        b"42",
+        b'{"samples": 3}',
+        b"\xff",
+        b'{"samples": [], "extra": 1}',
+        b'{"ts": NaN}',
+    ],
+)
+def test_malformed_payload_is_one_reject_of_the_raw_bytes(body: bytes) -> None:
+    d = run(body)
+    assert d.samples == [] and [r.payload for r in d.rejects] == [body]
+    assert d.received == 1
+
+
+def test_batch_keeps_valid_items_and_rejects_each_invalid_one() -> None:
+    items = [GOOD, GOOD | {"interval_s": 0}, GOOD, GOOD | {"quality_min": 9}]
+    d = run(json.dumps({"samples": items}))
+    assert len(d.samples) == 2 and len(d.rejects) == 2
+    assert d.rejects[0].reason.startswith("samples[1]")
+    assert json.loads(d.rejects[1].payload)["quality_min"] == 9
+
+
+def test_oversize_batch_is_refused_whole() -> None:
+    body = json.dumps({"samples": [GOOD] * (MAX_BATCH + 1)})
+    d = run(body)
+    assert d.samples == [] and "at most 10000" in d.rejects[0].reason
+    assert len(run(json.dumps({"samples": [GOOD] * MAX_BATCH})).samples) == MAX_BATCH
+
+
+def test_http_pseudo_topic_names_the_device() -> None:
+    d = run(
+        b'{"ts": 0, "interval_s": 60, "uptime_min": 1, "quality_min": 1, "throughput": 0}',
+        "http:/v1/telemetry/gw-1",
+    )
+    assert d.device_id == "gw-1" and len(d.samples) == 1

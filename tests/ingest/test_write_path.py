@@ -1,0 +1,110 @@
+"""The one write path (spec §1.2): new, duplicate, correction, late, batches, counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from sqlalchemy import Engine
+
+from services.ingest.stats import Outcome
+from tests.ingest.conftest import T0, payload, register, rows, sample
+
+Write = Callable[..., Outcome]
+
+
+def test_new_samples_are_stored_with_exact_values(db: Engine, write: Write) -> None:
+    register(db, "crusher-07")
+    out = write("crusher-07", payload(sample(0), sample(5, throughput=Decimal("0.1"))))
+    assert out.counts() == {
+        "received": 2,
+        "stored": 2,
+        "duplicates": 0,
+        "corrections": 0,
+        "dead_lettered": 0,
+    }
+    stored = rows(db, "SELECT * FROM samples ORDER BY ts")
+    assert [r["throughput"] for r in stored] == [Decimal("12.125"), Decimal("0.1")]
+    assert stored[0]["ts"] == T0
+    assert stored[0]["downtime_cause"] == "unplanned"
+
+
+def test_duplicate_changes_nothing(db: Engine, write: Write) -> None:
+    register(db, "d1")
+    write("d1", payload(sample(0)))
+    before = rows(db, "SELECT * FROM samples")
+    rollup = rows(db, "SELECT * FROM rollups")
+    out = write("d1", payload(sample(0, uptime_min=Decimal("4.50"))))
+    assert (out.stored, out.duplicates, out.corrections) == (0, 1, 0)
+    assert rows(db, "SELECT * FROM samples") == before
+    assert rows(db, "SELECT * FROM rollups") == rollup
+    assert rows(db, "SELECT * FROM sample_revisions") == []
+
+
+def test_correction_replaces_values_and_keeps_the_revision(db: Engine, write: Write) -> None:
+    register(db, "d1")
+    write("d1", payload(sample(0)))
+    out = write("d1", payload(sample(0, throughput=0, downtime_cause="planned")))
+    assert (out.stored, out.duplicates, out.corrections) == (0, 0, 1)
+    (now,) = rows(db, "SELECT throughput, downtime_cause FROM samples")
+    assert now == {"throughput": 0, "downtime_cause": "planned"}
+    (rev,) = rows(db, "SELECT throughput, downtime_cause, revised_at FROM sample_revisions")
+    assert rev["throughput"] == Decimal("12.125") and rev["downtime_cause"] == "unplanned"
+    (r,) = rows(db, "SELECT samples, throughput, down_planned, down_unplanned FROM rollups")
+    assert r == {"samples": 1, "throughput": 0, "down_planned": Decimal("0.5"), "down_unplanned": 0}
+
+
+def test_same_identity_twice_in_one_batch_is_stored_then_corrected(
+    db: Engine, write: Write
+) -> None:
+    register(db, "d1")
+    out = write("d1", payload(sample(0), sample(0, throughput=7), sample(0, throughput=7)))
+    assert (out.stored, out.corrections, out.duplicates) == (1, 1, 1)
+    assert rows(db, "SELECT throughput FROM samples") == [{"throughput": 7}]
+    assert rows(db, "SELECT samples, throughput FROM rollups") == [{"samples": 1, "throughput": 7}]
+
+
+def test_late_and_out_of_order_samples_are_accepted(db: Engine, write: Write) -> None:
+    register(db, "d1")
+    write("d1", payload(sample(60)))
+    out = write("d1", payload(sample(30), sample(-60 * 24 * 400)))
+    assert out.stored == 2
+    assert len(rows(db, "SELECT 1 FROM samples")) == 3
+
+
+def test_batch_stores_valid_items_and_dead_letters_each_invalid_one(
+    db: Engine, write: Write
+) -> None:
+    register(db, "d1")
+    raw = payload(sample(0), sample(5, uptime_min=6), sample(10), sample(15, interval_s=0))
+    out = write("d1", raw)
+    assert (out.received, out.stored, out.dead_lettered) == (4, 2, 2)
+    dead = rows(
+        db, "SELECT id, topic, device_id, payload, reason, status FROM dead_letters ORDER BY id"
+    )
+    assert [d["id"] for d in dead] == out.dead_letter_ids
+    assert "samples[1]" in dead[0]["reason"] and "uptime_min" in dead[0]["reason"]
+    assert "samples[3]" in dead[1]["reason"] and "interval_s" in dead[1]["reason"]
+    assert bytes(dead[0]["payload"]) == payload(sample(5, uptime_min=6))
+    assert {d["status"] for d in dead} == {"open"} and {d["device_id"] for d in dead} == {"d1"}
+
+
+def test_unknown_device_payload_is_dead_lettered_whole(db: Engine, write: Write) -> None:
+    raw = payload(sample(0), sample(5))
+    out = write("ghost", raw)
+    assert (out.received, out.stored, out.dead_lettered) == (2, 0, 2)
+    (dead,) = rows(db, "SELECT payload, reason, device_id FROM dead_letters")
+    assert bytes(dead["payload"]) == raw and "unknown device" in dead["reason"]
+
+
+def test_persisted_counters_add_up_exactly(db: Engine, write: Write) -> None:
+    register(db, "d1")
+    write("d1", payload(sample(0), sample(5)))
+    write("d1", payload(sample(0), sample(5, throughput=1), sample(10, quality_min=9)))
+    write("d1", b"{not json")
+    (total,) = rows(
+        db,
+        "SELECT sum(received) r, sum(stored) s, sum(duplicates) d, "
+        "sum(corrections) c, sum(dead_lettered) x FROM ingest_counters",
+    )
+    assert total == {"r": 6, "s": 2, "d": 1, "c": 1, "x": 2}
