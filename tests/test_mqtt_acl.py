@@ -1,0 +1,383 @@
+"""The production broker configuration, checked against the real Mosquitto.
+
+A private ``mosquitto`` runs ``deploy/mosquitto/mosquitto.prod.conf`` (only its
+listener and file locations rewritten for a temporary directory) with the
+``deploy/mosquitto/acl`` file unchanged and credentials created by
+``deploy/mosquitto/add-device.sh``. Forbidden publishes are followed by an
+allowed "marker" message: MQTT keeps per-publisher order, so once the marker
+arrives anything delivered before it has arrived too.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.embedded import MOSQUITTO_CONF, free_port, wait_port
+
+paho = pytest.importorskip("paho.mqtt.client")
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+MOSQUITTO = shutil.which("mosquitto") or (
+    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+)
+pytestmark = pytest.mark.skipif(
+    MOSQUITTO is None or shutil.which("mosquitto_passwd") is None,
+    reason="needs the mosquitto broker and mosquitto_passwd",
+)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+PROD_CONF = CONF_DIR / "mosquitto.prod.conf"
+ADD_DEVICE = CONF_DIR / "add-device.sh"
+INGESTER = "viu-ingest"
+SHARED = "$share/viu/viu/+/telemetry"
+TIMEOUT = 5.0
+NOT_AUTHORIZED = 135  # MQTT v5 reason code 0x87
+
+
+def directives(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            out.setdefault(key, []).append(value.strip())
+    return out
+
+
+def render_test_config(template: str, port: int, home: Path) -> str:
+    """The production config with listener and paths moved into ``home``."""
+    replaced = {
+        "listener": f"listener {port} 127.0.0.1",
+        "password_file": f"password_file {home / 'passwd'}",
+        "acl_file": f"acl_file {home / 'acl'}",
+        "persistence_location": f"persistence_location {home}/",
+        "log_dest": "log_dest stderr",
+    }
+    lines = []
+    for line in template.splitlines():
+        key = line.split(" ", 1)[0]
+        lines.append(replaced.pop(key, line) if key in replaced else line)
+    assert not replaced, f"the production config lacks {sorted(replaced)}"
+    if os.geteuid() == 0:
+        lines.append("user root")  # else mosquitto drops to 'mosquitto' and cannot read home
+    return "\n".join(lines) + "\n"
+
+
+def add_device(passwd: Path, device: str, password: str | None = None, *flags: str) -> str:
+    env = {**os.environ, "DEVICE_PASSWORD": password or ""}
+    done = subprocess.run(
+        ["sh", str(ADD_DEVICE), "-f", str(passwd), *flags, device],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@dataclass
+class Broker:
+    port: int
+    home: Path
+    process: subprocess.Popen[bytes]
+    passwords: dict[str, str]
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto rereads the password and ACL files (asynchronously)."""
+        self.process.send_signal(signal.SIGHUP)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    home = tmp_path_factory.mktemp("mosquitto-prod")
+    shutil.copy(CONF_DIR / "acl", home / "acl")
+    passwords = {user: uuid.uuid4().hex for user in ("dev-a", "dev-b", INGESTER)}
+    for user, password in passwords.items():
+        add_device(home / "passwd", user, password)
+    port = free_port()
+    conf = home / "mosquitto.conf"
+    conf.write_text(render_test_config(PROD_CONF.read_text(), port, home))
+    assert MOSQUITTO is not None
+    with (home / "mosquitto.log").open("ab") as log:
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log)
+    try:
+        if not wait_port("127.0.0.1", port, timeout=10):
+            raise RuntimeError((home / "mosquitto.log").read_text())
+        yield Broker(port, home, proc, passwords)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Client:
+    """A paho client (VERSION2 callbacks) whose callbacks feed queues the test reads."""
+
+    def __init__(
+        self, broker: Broker, user: str | None, password: str | None = None, *, v5: bool = True
+    ) -> None:
+        protocol = paho.MQTTv5 if v5 else paho.MQTTv311
+        self.mqtt = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:10]}", protocol=protocol
+        )
+        if user is not None:
+            self.mqtt.username_pw_set(user, password or broker.passwords.get(user))
+        self.connack: queue.Queue[Any] = queue.Queue()
+        self.subacks: queue.Queue[Any] = queue.Queue()
+        self.pubacks: dict[int, Any] = {}
+        self.acked = threading.Condition()
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.mqtt.on_connect = lambda c, u, flags, rc, props: self.connack.put(rc)
+        self.mqtt.on_subscribe = lambda c, u, mid, rcs, props: self.subacks.put(rcs)
+        self.mqtt.on_message = lambda c, u, msg: self.messages.put((msg.topic, msg.payload))
+        self.mqtt.on_publish = self._on_publish
+        self.mqtt.connect("127.0.0.1", broker.port)
+        self.mqtt.loop_start()
+        self.reason = self.connack.get(timeout=TIMEOUT)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        with self.acked:
+            self.pubacks[mid] = rc
+            self.acked.notify_all()
+
+    def subscribe(self, topic: str) -> list[Any]:
+        self.mqtt.subscribe(topic, qos=1)
+        return list(self.subacks.get(timeout=TIMEOUT))
+
+    def publish(self, topic: str, payload: bytes) -> Any:
+        """Publish at QoS 1 and return the PUBACK's reason code."""
+        info = self.mqtt.publish(topic, payload, qos=1)
+        with self.acked:
+            assert self.acked.wait_for(lambda: info.mid in self.pubacks, TIMEOUT), "no PUBACK"
+            return self.pubacks.pop(info.mid)
+
+    def received_until(self, marker: bytes) -> list[tuple[str, bytes]]:
+        """Everything received up to and including ``marker``."""
+        got = []
+        while True:
+            topic, payload = self.messages.get(timeout=TIMEOUT)
+            got.append((topic, payload))
+            if payload == marker:
+                return got
+
+    def close(self) -> None:
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
+
+
+Connect = Callable[..., Client]
+
+
+@pytest.fixture
+def clients(broker: Broker) -> Iterator[Connect]:
+    opened: list[Client] = []
+
+    def connect(user: str | None, password: str | None = None, *, v5: bool = True) -> Client:
+        c = Client(broker, user, password, v5=v5)
+        opened.append(c)
+        return c
+
+    yield connect
+    for c in opened:
+        c.close()
+
+
+@pytest.fixture
+def ingester(clients: Connect) -> Client:
+    """The ingester as viu runs it: a shared subscription to every device's telemetry."""
+    c = clients(INGESTER)
+    assert not c.reason.is_failure
+    assert [rc.value for rc in c.subscribe(SHARED)] == [1]
+    return c
+
+
+def marker() -> bytes:
+    return f"marker-{uuid.uuid4().hex}".encode()
+
+
+def test_device_publishes_its_own_telemetry_to_the_ingester(
+    clients: Connect, ingester: Client
+) -> None:
+    device = clients("dev-a")
+    payload = b'{"ts": 0, "interval_s": 60, "uptime_min": 1, "quality_min": 1, "throughput": 3}'
+    assert device.publish("viu/dev-a/telemetry", payload).value == 0
+    assert ingester.received_until(payload) == [("viu/dev-a/telemetry", payload)]
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["viu/dev-b/telemetry", "viu/dev-a/commands", "viu/dev-a/telemetry/extra", "other/topic"],
+)
+def test_device_publish_elsewhere_is_refused_and_not_delivered(
+    clients: Connect, ingester: Client, topic: str
+) -> None:
+    device = clients("dev-a")
+    spy = clients(INGESTER)
+    assert [rc.value for rc in spy.subscribe("#")] == [1]  # granted; the ACL filters delivery
+    assert device.publish(topic, b"forged").value == NOT_AUTHORIZED
+    end = marker()
+    assert device.publish("viu/dev-a/telemetry", end).value == 0
+    assert ingester.received_until(end) == [("viu/dev-a/telemetry", end)]
+    assert spy.received_until(end) == [("viu/dev-a/telemetry", end)]
+
+
+def test_forged_publish_over_mqtt_311_is_acked_but_not_delivered(
+    clients: Connect, ingester: Client
+) -> None:
+    device = clients("dev-a", v5=False)
+    device.publish("viu/dev-b/telemetry", b"forged")  # 3.1.1 PUBACK carries no reason
+    end = marker()
+    device.publish("viu/dev-a/telemetry", end)
+    assert ingester.received_until(end) == [("viu/dev-a/telemetry", end)]
+
+
+def test_device_cannot_read_other_devices_telemetry(clients: Connect, ingester: Client) -> None:
+    reader = clients("dev-b")
+    reader.subscribe("viu/+/telemetry")
+    end = marker()
+    assert clients("dev-a").publish("viu/dev-a/telemetry", end).value == 0
+    ingester.received_until(end)
+    threading.Event().wait(0.3)
+    assert reader.messages.empty()
+
+
+def test_ingester_cannot_publish_telemetry(clients: Connect, ingester: Client) -> None:
+    assert clients(INGESTER).publish("viu/dev-a/telemetry", b"forged").value == NOT_AUTHORIZED
+    end = marker()
+    clients("dev-a").publish("viu/dev-a/telemetry", end)
+    assert ingester.received_until(end) == [("viu/dev-a/telemetry", end)]
+
+
+@pytest.mark.parametrize("v5", [True, False], ids=["mqtt5", "mqtt311"])
+def test_anonymous_connect_is_refused(clients: Connect, v5: bool) -> None:
+    c = clients(None, v5=v5)
+    assert c.reason.is_failure
+    assert str(c.reason) == "Not authorized"
+
+
+def test_wrong_password_is_refused(clients: Connect) -> None:
+    assert clients("dev-a", "not-the-password").reason.is_failure
+
+
+def test_added_device_can_publish_after_reload_and_not_after_revoke(
+    broker: Broker, clients: Connect, ingester: Client
+) -> None:
+    password = add_device(broker.home / "passwd", "dev-c")  # generated, printed once
+    assert re.fullmatch(r"[A-Za-z0-9]{20,}", password)
+    assert password not in (broker.home / "passwd").read_text()
+    broker.reload()
+    device = eventually(lambda: clients("dev-c", password), accepted=True)
+    end = marker()
+    assert device.publish("viu/dev-c/telemetry", end).value == 0
+    assert ingester.received_until(end) == [("viu/dev-c/telemetry", end)]
+
+    add_device(broker.home / "passwd", "dev-c", None, "-D")
+    broker.reload()
+    eventually(lambda: clients("dev-c", password), accepted=False)
+
+
+def eventually(connect: Callable[[], Client], *, accepted: bool) -> Client:
+    """Connect until the broker has applied a reload (SIGHUP is handled asynchronously)."""
+    for _ in range(50):
+        c = connect()
+        if c.reason.is_failure != accepted:
+            return c
+        threading.Event().wait(0.1)
+    raise AssertionError(f"connection still {'refused' if accepted else 'accepted'}")
+
+
+def test_viu_ingester_consumes_through_the_production_acl(broker: Broker, clients: Connect) -> None:
+    """viu's own MQTT consumer (shared subscription, manual acks) with the ingester credential."""
+    from services.config import load_settings
+    from services.ingest.mqtt import MqttConsumer
+
+    settings = load_settings(
+        mqtt_username=INGESTER,
+        mqtt_password=broker.passwords[INGESTER],
+        mqtt_client_id=f"viu-ingest-{uuid.uuid4().hex[:8]}",
+        mqtt_session_expiry_s=0,
+    )
+    got: queue.Queue[Any] = queue.Queue()
+    consumer = MqttConsumer(
+        settings, f"mqtt://127.0.0.1:{broker.port}", lambda m, t: got.put((m, t))
+    )
+    consumer.start()
+    try:
+        for _ in range(50):
+            if consumer.is_connected():
+                break
+            threading.Event().wait(0.1)
+        assert consumer.is_connected()
+        device = clients("dev-a")
+        for _ in range(25):  # until the subscription is in place (its SUBACK is not awaited)
+            device.publish("viu/dev-a/telemetry", b"warm-up")
+            threading.Event().wait(0.1)
+            if not got.empty():
+                break
+        else:
+            raise AssertionError("viu's consumer received nothing")
+        assert device.publish("viu/dev-b/telemetry", b"forged").value == NOT_AUTHORIZED
+        end = marker()
+        assert device.publish("viu/dev-a/telemetry", end).value == 0
+        payloads = []
+        while not payloads or payloads[-1] != end:
+            message, token = got.get(timeout=TIMEOUT)
+            assert message.topic == "viu/dev-a/telemetry"
+            payloads.append(message.payload)
+            consumer.ack(token)
+        assert set(payloads[:-1]) == {b"warm-up"}
+    finally:
+        consumer.stop()
+
+
+def test_add_device_refuses_an_invalid_device_id(tmp_path: Path) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        add_device(tmp_path / "passwd", "a/b", "pw")
+    assert err.value.returncode == 2
+    assert not (tmp_path / "passwd").exists()
+
+
+def test_production_config_refuses_anonymous_and_names_credentials() -> None:
+    conf = directives(PROD_CONF.read_text())
+    assert conf["allow_anonymous"] == ["false"]
+    assert conf["password_file"] == ["/mosquitto/config/passwd"]
+    assert conf["acl_file"] == ["/mosquitto/config/acl"]
+    assert conf["persistence"] == ["true"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "max_queued_messages",
+        "max_queued_bytes",
+        "max_inflight_messages",
+        "persistent_client_expiration",
+    ],
+)
+def test_queue_limits_are_the_same_in_every_broker_config(key: str) -> None:
+    prod = directives(PROD_CONF.read_text())[key]
+    assert prod == directives((CONF_DIR / "mosquitto.conf").read_text())[key]
+    assert prod == directives(MOSQUITTO_CONF)[key]
+
+
+def test_acl_limits_devices_to_their_own_telemetry_topic() -> None:
+    acl = directives((CONF_DIR / "acl").read_text())
+    assert acl["pattern"] == ["write viu/%u/telemetry"]
+    assert "read viu/+/telemetry" in acl["topic"]
