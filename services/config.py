@@ -34,11 +34,18 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".viu")
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="/metrics for processes without the API"
+    )
 
     mqtt_topic_prefix: str = Field(default="viu", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     mqtt_client_id: str = Field(default="viu-ingest-1", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     mqtt_session_expiry_s: int = Field(default=3600, ge=0, le=2_592_000)
-    mqtt_shared_group: str = Field(default="viu", pattern=r"^[A-Za-z0-9._-]{0,64}$")
+    mqtt_shared_group: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,64}$",
+        description="set (e.g. 'viu') to split load over several ingesters",
+    )
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
 

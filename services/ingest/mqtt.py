@@ -70,9 +70,7 @@ class MqttConsumer:
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=s.mqtt_client_id, protocol=protocol, **kwargs
         )
-        if s.mqtt_username:
-            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-            client.username_pw_set(s.mqtt_username, password)
+        _credentials(client, s)
         client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
@@ -117,6 +115,7 @@ class MqttConsumer:
             answer.setdefault("v5", False)
             done.set()
 
+        _credentials(probe, self.settings)
         probe.on_connect = on_connect
         probe.on_disconnect = on_disconnect
         try:
@@ -171,3 +170,10 @@ class MqttConsumer:
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
+
+
+def _credentials(client: paho.Client, s: Settings) -> None:
+    """Every connection, the v5 probe included, authenticates (production brokers refuse anonymous)."""
+    if s.mqtt_username:
+        password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+        client.username_pw_set(s.mqtt_username, password)

@@ -133,7 +133,8 @@ def _update(
 def _resettled(row: Any) -> dict[str, Any]:
     """The full statement an issued row stands for (adjustments carry it inside)."""
     body: dict[str, Any] = row.body
-    return body.get("resettled", body)
+    full: dict[str, Any] = body.get("resettled", body)
+    return full
 
 
 def _line_key(line: dict[str, Any]) -> tuple[str, str]:
