@@ -61,7 +61,9 @@ def test_samples_are_range_partitioned_without_timescale(db: Engine) -> None:
 
 def test_contract_versions_refuse_update_in_the_database(db: Engine) -> None:
     with db.begin() as conn:
-        conn.execute(text("INSERT INTO contracts (contract_id, provider, customer) VALUES ('C', 'P', 'K')"))
+        conn.execute(
+            text("INSERT INTO contracts (contract_id, provider, customer) VALUES ('C', 'P', 'K')")
+        )
         conn.execute(
             text(
                 "INSERT INTO contract_versions (contract_id, version, effective_from, body) "
@@ -116,7 +118,9 @@ def test_customer_token_needs_a_party(api, admin) -> None:  # type: ignore[no-un
 
 def test_oversized_body_is_413_problem(api, admin, settings) -> None:  # type: ignore[no-untyped-def]
     big = b"x" * (settings.max_body_bytes + 1)
-    r = api.post("/v1/contracts", content=big, headers={**admin, "Content-Type": "application/json"})
+    r = api.post(
+        "/v1/contracts", content=big, headers={**admin, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.headers["content-type"] == "application/problem+json"
 
@@ -125,3 +129,27 @@ def test_metrics_are_exposed_for_prometheus(api, admin) -> None:  # type: ignore
     api.get("/v1/tokens", headers=admin)
     text = api.get("/metrics/").text
     assert "viu_api_request_seconds_count" in text
+
+
+def test_request_id_is_echoed_or_made(api) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        api.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+    assert len(api.get("/healthz").headers["x-request-id"]) == 32
+
+
+def test_json_log_lines_carry_the_request_id() -> None:
+    import json
+    import logging
+
+    from services.logs import JsonFormatter, request_id
+
+    token = request_id.set("req-7")
+    try:
+        record = logging.LogRecord("viu", logging.INFO, __file__, 1, "settled %s", ("C-1",), None)
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id.reset(token)
+    assert line["message"] == "settled C-1" and line["request_id"] == "req-7"
+    assert line["level"] == "INFO" and line["ts"].endswith("+00:00")
