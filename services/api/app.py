@@ -11,10 +11,17 @@ from prometheus_client import make_asgi_app
 from sqlalchemy import Engine
 
 from services.api import problems
-from services.api.middleware import BodyLimit, Timing
+from services.api.middleware import BodyLimit, RequestId, Timing
+from services.api.routes import annotations as annotations_routes
+from services.api.routes import audit as audit_routes
 from services.api.routes import contracts as contracts_routes
+from services.api.routes import outlook as outlook_routes
+from services.api.routes import proposals as proposals_routes
+from services.api.routes import reviews as reviews_routes
 from services.api.routes import settlements as settlements_routes
+from services.api.routes import telemetry as telemetry_routes
 from services.api.routes import tokens as tokens_routes
+from services.api.routes import value as value_routes
 from services.config import Settings
 from services.db import ping
 
@@ -56,8 +63,20 @@ def create_app(
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(Timing)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestId)
     return app
 
 
 def _routers() -> list[Any]:
-    return [tokens_routes.router, contracts_routes.router, settlements_routes.router]
+    return [
+        tokens_routes.router,
+        audit_routes.router,
+        contracts_routes.router,
+        settlements_routes.router,
+        telemetry_routes.router,
+        annotations_routes.router,
+        proposals_routes.router,
+        reviews_routes.router,
+        value_routes.router,
+        outlook_routes.router,
+    ]

@@ -12,14 +12,19 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from prometheus_client import Counter, Histogram
 from sqlalchemy import Connection, Engine
 
 from services.errors import Conflict
 from services.settlement import contracts, statements
 from services.settlement.engine import inputs_digest, settle
 from services.settlement.periods import Period, period_bounds
+from services.settlement.proposals import service as proposals
 from services.settlement.statements import Computed, Outcome
 from services.settlement.usage import load_usage
+
+SETTLE_SECONDS = Histogram("viu_settlement_seconds", "Settling one contract for one period")
+SETTLE_RUNS = Counter("viu_settlement_runs_total", "Settlement runs by outcome", ["outcome"])
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,9 @@ def compute(
     version = contracts.version_in_force(conn, contract_id, period)
     if version is None:
         raise Conflict(f"contract '{contract_id}' is not in force in {period}")
-    until = now if now is not None and now < period_bounds(period, version.terms.timezone)[1] else None
+    until = (
+        now if now is not None and now < period_bounds(period, version.terms.timezone)[1] else None
+    )
     usage, watermark = load_usage(conn, version.terms, period, until=until)
     return Computed(
         contract_id=contract_id,
@@ -54,6 +61,7 @@ def settle_contract(conn: Connection, contract_id: str, period: Period) -> RunRe
     statements.lock(conn, contract_id, period)
     computed = compute(conn, contract_id, period, datetime.now(UTC))
     outcome = statements.store(conn, computed)
+    proposals.after_settlement(conn, contract_id, period)
     return RunResult(contract_id, str(period), outcome, net=str(computed.body.net))
 
 
@@ -72,17 +80,22 @@ def run_period(
     """Settle each contract in its own transaction; one failure does not stop the rest."""
     results = []
     for i, cid in enumerate(contract_ids, 1):
+        started = time.perf_counter()
         try:
             with engine.begin() as conn:
                 results.append(settle_contract(conn, cid, period))
         except Conflict as exc:
             results.append(RunResult(cid, str(period), "skipped", error=exc.detail))
+        SETTLE_SECONDS.observe(time.perf_counter() - started)
+        SETTLE_RUNS.labels(results[-1].outcome).inc()
         if callable(on_progress):
             on_progress(i, len(contract_ids))
     return results
 
 
-def settle_by_hand(engine: Engine, period_text: str, contract_id: str | None, progress: bool) -> int:
+def settle_by_hand(
+    engine: Engine, period_text: str, contract_id: str | None, progress: bool
+) -> int:
     """``viu settle --period``: settle now, with a progress bar on stderr."""
     period = Period.parse(period_text)
     with engine.connect() as conn:
@@ -95,8 +108,10 @@ def settle_by_hand(engine: Engine, period_text: str, contract_id: str | None, pr
     results = run_period(engine, period, ids, on_progress=bar)
     for r in results:
         print(f"{r.contract_id}\t{r.period}\t{r.outcome}\t{r.net or r.error}")
-    print(f"settled {len(results)} contract(s) for {period} in {time.monotonic() - started:.1f}s",
-          file=sys.stderr)
+    print(
+        f"settled {len(results)} contract(s) for {period} in {time.monotonic() - started:.1f}s",
+        file=sys.stderr,
+    )
     return 0 if all(r.error is None for r in results) else 1
 
 

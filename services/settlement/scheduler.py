@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from services.config import Settings
 from services.errors import Conflict
-from services.settlement import contracts, runs
+from services.settlement import contracts, outlook, runs
 from services.settlement.periods import Period, period_bounds, period_of, zone
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def due_jobs(conn: Connection, settings: Settings, now: datetime) -> list[Job]:
         p = current
         for _ in range(CATCH_UP_PERIODS):
             p = p.prev()
-            due = close_due_at(p, tz, settings.settlement_grace_days, settings.settlement_close_hour)
+            due = close_due_at(
+                p, tz, settings.settlement_grace_days, settings.settlement_close_hour
+            )
             if due <= now:
                 jobs.append(Job(cid, p, "close"))
     return [j for j in jobs if contracts.version_in_force(conn, j.contract_id, j.period)]
@@ -72,7 +74,9 @@ def claim(conn: Connection, job: Job) -> bool:
     return row is not None
 
 
-def tick(engine: Engine, settings: Settings, now: datetime | None = None) -> list[Job]:
+def tick(
+    engine: Engine, settings: Settings, now: datetime | None = None, mqtt_url: str | None = None
+) -> list[Job]:
     """Run every due, unclaimed job once; returns the jobs this process ran."""
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
@@ -84,12 +88,19 @@ def tick(engine: Engine, settings: Settings, now: datetime | None = None) -> lis
                 if not claim(conn, job):
                     continue
                 result = runs.settle_contract(conn, job.contract_id, job.period)
+                if job.kind.startswith("draft"):
+                    outlook.alert_if_flagged(conn, settings, job.contract_id, now, mqtt_url)
                 conn.execute(
                     text(
                         "UPDATE settlement_runs SET finished_at = now(), outcome = :o "
                         "WHERE contract_id = :c AND period = :p AND kind = :k"
                     ),
-                    {"o": result.outcome, "c": job.contract_id, "p": str(job.period), "k": job.kind},
+                    {
+                        "o": result.outcome,
+                        "c": job.contract_id,
+                        "p": str(job.period),
+                        "k": job.kind,
+                    },
                 )
             done.append(job)
         except Conflict as exc:
@@ -116,6 +127,7 @@ class SettlementScheduler:
             "interval",
             seconds=TICK_SECONDS,
             args=[self.engine, self.settings],
+            kwargs={"mqtt_url": self.mqtt_url},
             next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,

@@ -1,0 +1,53 @@
+"""The quarterly review pack (spec §5): JSON, or a printable page with SVG charts.
+
+Both parties get the same KPI, money, downtime and completeness data; the
+provider's view (``is_provider_side``) adds cost to serve, margin and the
+value-split proposals.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+
+from services.api import charts
+from services.api.deps import Caller, Conn
+from services.api.params import ContractIdPath, QuarterPath
+from services.api.render import review_html
+from services.api.scoping import is_provider_side, visible_contract
+from services.settlement.periods import Quarter
+from services.settlement.review import review
+
+router = APIRouter(tags=["reviews"])
+
+
+def pack_charts(pack: dict[str, Any]) -> dict[str, list[str]]:
+    """The page's SVG charts, by section."""
+    value = charts.value_chart(pack)
+    return {
+        "kpis": charts.kpi_charts(pack),
+        "money": [charts.money_chart(pack)],
+        "operations": [charts.downtime_chart(pack), charts.completeness_chart(pack)],
+        "value": [value] if value else [],
+    }
+
+
+@router.get("/contracts/{contract_id}/reviews/{quarter}", response_model=None)
+def get_review(
+    contract_id: ContractIdPath,
+    quarter: QuarterPath,
+    conn: Conn,
+    caller: Caller,
+    format: Annotated[Literal["json", "html"], Query()] = "json",
+) -> dict[str, Any] | HTMLResponse:
+    """Per month of the quarter: KPIs vs targets, money, downtime, completeness, value;
+    and the open proposals with their impact."""
+    provider, _ = visible_contract(conn, caller, contract_id)
+    pack = review(
+        conn, contract_id, Quarter.parse(quarter), provider=is_provider_side(caller, provider)
+    )
+    if format == "html":
+        return HTMLResponse(review_html(pack, pack_charts(pack)))
+    return pack

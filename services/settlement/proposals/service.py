@@ -1,0 +1,202 @@
+"""Realignment proposals (spec §4): detect after settlement, keep one proposal per drift, decide.
+
+Dedupe: a drift is identified by (contract, kind, subject). Seeing it again
+refreshes the open proposal's evidence and impact; a different proposed term
+supersedes it with a new proposal; a detector that judged a full window and
+no longer fires supersedes it too. A change the parties rejected is not
+proposed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from services.errors import Conflict
+from services.settlement import contracts
+from services.settlement.contracts import Version
+from services.settlement.periods import Period, period_of
+from services.settlement.proposals import repository as repo
+from services.settlement.proposals import settings as detector_settings
+from services.settlement.proposals.changes import apply_change
+from services.settlement.proposals.detectors import QUARTER, detect_all
+from services.settlement.proposals.history import SettledPeriod, recent_window, settled_periods
+from services.settlement.proposals.impact import impact
+from services.settlement.proposals.proposer import Proposal, propose
+from services.settlement.proposals.settings import DetectorSettings
+from services.settlement.value import splits_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Detection:
+    """What one detection run did, by proposal id."""
+
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    superseded: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, list[int]]:
+        return {"created": self.created, "updated": self.updated, "superseded": self.superseded}
+
+
+def _lock(conn: Connection, contract_id: str) -> None:
+    """One detection per contract at a time: the open-proposal index must not race."""
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('viu.proposals'), hashtext(:c))"),
+        {"c": contract_id},
+    )
+
+
+def history(
+    conn: Connection, latest: Version, cfg: DetectorSettings, now: datetime
+) -> list[SettledPeriod]:
+    """The closed periods the detectors judge: consecutive, settled under ``latest``."""
+    current = period_of(now, latest.terms.timezone)
+    first = current
+    for _ in range(cfg.history_needed):
+        first = first.prev()
+    settled = settled_periods(conn, latest.contract_id, first, current.prev())
+    return recent_window(settled, current, latest.version, cfg.history_needed)
+
+
+def _judged(kind: str, length: int, cfg: DetectorSettings) -> bool:
+    """Whether a detector saw a full window: only then may its silence close a proposal."""
+    needed = {"unreachable_bonus": cfg.bonus_window, "excused_creep": 2 * QUARTER}
+    return length >= needed.get(kind, cfg.window)
+
+
+def detect(conn: Connection, contract_id: str, now: datetime | None = None) -> Detection:
+    """Run every detector over the contract's recent history and reconcile the proposals."""
+    now = now or datetime.now(UTC)
+    _lock(conn, contract_id)
+    latest = contracts.latest_version(conn, contract_id)
+    cfg = detector_settings.load(conn, contract_id)
+    past = history(conn, latest, cfg, now)
+    splits = splits_for(conn, contract_id, past) if latest.terms.value_model else []
+    findings = detect_all(past, splits, latest.terms, cfg)
+    found = [p for f in findings if (p := propose(f, latest.terms)) is not None]
+    return _reconcile(conn, latest, found, len(past), cfg)
+
+
+def _impact(conn: Connection, latest: Version, p: Proposal) -> dict[str, Any]:
+    periods = list(p.finding.periods)
+    if p.proposed_terms is None:
+        return {"currency": latest.terms.currency, "periods": [], "note": "no term change"}
+    return impact(conn, latest.terms, p.proposed_terms, periods)
+
+
+def _reconcile(
+    conn: Connection, latest: Version, found: list[Proposal], length: int, cfg: DetectorSettings
+) -> Detection:
+    result = Detection()
+    cid = latest.contract_id
+    open_rows = {(r.kind, r.subject): r for r in repo.open_for(conn, cid)}
+    for p in found:
+        key = (p.finding.kind, p.finding.subject)
+        row = open_rows.pop(key, None)
+        if row is not None and row.proposed == p.proposed:
+            repo.refresh(conn, row.id, p, latest.version, _impact(conn, latest, p))
+            result.updated.append(row.id)
+            continue
+        if row is None and repo.was_rejected(conn, cid, p):
+            continue
+        if row is not None:
+            repo.supersede(conn, row.id, "the proposed term changed")
+            result.superseded.append(row.id)
+        new_id = repo.add(conn, cid, p, latest.version, _impact(conn, latest, p))
+        result.created.append(new_id)
+        if row is not None:
+            repo.link_successor(conn, row.id, new_id)
+    for (kind, _), row in open_rows.items():
+        if _judged(kind, length, cfg):
+            repo.supersede(conn, row.id, "no longer detected: the drift did not persist")
+            result.superseded.append(row.id)
+    return result
+
+
+def after_settlement(conn: Connection, contract_id: str, period: Period) -> None:
+    """Hook for settlement runs: re-detect once a closed period was (re)settled.
+
+    Runs in a savepoint and never raises: a detector bug must not cost a statement.
+    """
+    now = datetime.now(UTC)
+    try:
+        tz = contracts.latest_version(conn, contract_id).terms.timezone
+        if period >= period_of(now, tz):
+            return
+        with conn.begin_nested():
+            detect(conn, contract_id, now)
+    except Exception:
+        log.exception("proposal detection for %s after %s failed", contract_id, period)
+
+
+def accept(conn: Connection, proposal_id: int, by: str, now: datetime | None = None) -> Any:
+    """Accept one open proposal: a new contract version effective from the next period."""
+    row = repo.get(conn, proposal_id, for_update=True)
+    return accept_together(conn, row.contract_id, [proposal_id], by, now)[0]
+
+
+def accept_together(
+    conn: Connection, contract_id: str, ids: list[int], by: str, now: datetime | None = None
+) -> list[Any]:
+    """Accept proposals of one review at once: all their changes go into one new version.
+
+    Versions are immutable and one period has one version, so changes agreed
+    together must be accepted together; the version records who and which.
+    """
+    rows = [repo.get(conn, i, for_update=True) for i in dict.fromkeys(ids)]
+    for row in rows:
+        _must_be_open(row)
+        if row.contract_id != contract_id:
+            raise Conflict(f"proposal {row.id} belongs to contract '{row.contract_id}'")
+    changing = [r for r in rows if r.proposed is not None]
+    version = _new_version(conn, contract_id, changing, by, now) if changing else None
+    for row in rows:
+        accepted = version.version if version is not None and row.proposed is not None else None
+        repo.decide(conn, row.id, "accepted", by, accepted_version=accepted)
+    return [repo.get(conn, row.id) for row in rows]
+
+
+def _new_version(
+    conn: Connection, contract_id: str, rows: list[Any], by: str, now: datetime | None
+) -> Version:
+    latest = contracts.latest_version(conn, contract_id)
+    effective = period_of(now or datetime.now(UTC), latest.terms.timezone).next()
+    if latest.terms.effective_period >= effective:
+        raise Conflict(
+            f"version {latest.version} already takes effect from {latest.terms.effective_from}; "
+            "proposals agreed together must be accepted together (POST "
+            f"/v1/contracts/{contract_id}/proposals/accept with their ids)"
+        )
+    terms = latest.terms
+    for row in rows:
+        terms = apply_change(
+            terms,
+            kpi=row.kpi,
+            subject=row.subject,
+            current=row.current,
+            proposed=row.proposed,
+            effective_from=str(effective),
+        )
+    ids = ", ".join(str(r.id) for r in rows)
+    which = f"proposal{'s' if len(rows) > 1 else ''} {ids}"
+    return contracts.add_version(conn, contract_id, terms, f"{by} ({which})")
+
+
+def reject(conn: Connection, proposal_id: int, by: str, reason: str) -> Any:
+    """Reject an open proposal, recording who and why."""
+    row = repo.get(conn, proposal_id, for_update=True)
+    _must_be_open(row)
+    repo.decide(conn, row.id, "rejected", by, reason=reason)
+    return repo.get(conn, proposal_id)
+
+
+def _must_be_open(row: Any) -> None:
+    if row.status != "open":
+        raise Conflict(f"proposal {row.id} is {row.status}; only open proposals can be decided")

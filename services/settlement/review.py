@@ -1,0 +1,170 @@
+"""The quarterly review pack (spec §5): one shared truth for provider and customer.
+
+Per month: KPIs against targets, the money by line kind, downtime by cause,
+data completeness and the value delivered — all read from the statement that
+stands for the month, so the pack agrees with what finance filed. Both
+parties get the same KPI and money data; only the provider's view adds cost,
+margin and the value-split proposals derived from them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from schemas.contract import DOWNTIME_CAUSES, ContractTerms, json_number
+from schemas.statement import LINE_KINDS, StatementBody
+from services.settlement import contracts
+from services.settlement.money import decimal_context, format_money, round_kpi
+from services.settlement.periods import Quarter
+from services.settlement.proposals import repository as proposals_repo
+from services.settlement.proposals.history import SettledPeriod, settled_periods
+from services.settlement.value import ValueSplit, customer_view, provider_view, splits_for
+
+ZERO = Decimal(0)
+PROVIDER_ONLY_KINDS = frozenset({"unfair_split"})
+
+
+def _money(body: StatementBody) -> dict[str, str]:
+    amounts: dict[str, Decimal] = {kind: ZERO for kind in LINE_KINDS}
+    for line in body.lines:
+        amounts[line.kind] += line.amount
+    amounts["net"] = body.net
+    return {k: format_money(v, body.currency) for k, v in amounts.items()}
+
+
+def _targets(body: StatementBody) -> list[dict[str, Any]]:
+    return [
+        {
+            "kpi": e.kpi,
+            "value": None if e.value is None else json_number(e.value),
+            "target": json_number(e.target),
+            "deadband": json_number(e.deadband),
+            "bonus_above": None if e.bonus_above is None else json_number(e.bonus_above),
+            "status": e.status,
+            "penalty": format(e.penalty, "f"),
+            "bonus": format(e.bonus, "f"),
+        }
+        for e in body.evaluations
+    ]
+
+
+def downtime_by_cause(body: StatementBody, terms: ContractTerms) -> dict[str, Decimal]:
+    """Reported downtime per cause, and unreported minutes apart (not folded into unplanned)."""
+    out = {cause: ZERO for cause in (*DOWNTIME_CAUSES, "missing")}
+    for d in body.devices:
+        for cause in DOWNTIME_CAUSES:
+            out[cause] += d.down_min.get(cause, ZERO)
+        out["missing"] += d.missing_min
+        if terms.missing_data == "downtime":
+            out["unplanned"] -= d.missing_min
+    return out
+
+
+def completeness(body: StatementBody) -> dict[str, Any]:
+    """The share of period minutes each device (and the fleet) reported."""
+    with decimal_context():
+        devices = [
+            {
+                "device_id": d.device_id,
+                "share": json_number(round_kpi(min(d.reported_min, d.period_min) / d.period_min)),
+            }
+            for d in body.devices
+            if d.period_min > 0
+        ]
+        reported = sum((min(d.reported_min, d.period_min) for d in body.devices), ZERO)
+        minutes = sum((d.period_min for d in body.devices), ZERO)
+        share = round_kpi(reported / minutes) if minutes > 0 else None
+    return {
+        "share": None if share is None else json_number(share),
+        "reported_min": json_number(round_kpi(reported)),
+        "period_min": json_number(minutes),
+        "devices": devices,
+    }
+
+
+def _month(
+    item: SettledPeriod, terms: ContractTerms, split: ValueSplit | None, provider: bool
+) -> dict[str, Any]:
+    body = item.body
+    value = None
+    if split is not None:
+        value = provider_view(split) if provider else customer_view(split)
+    return {
+        "period": str(item.period),
+        "status": item.status,
+        "adjusted": item.adjusted,
+        "contract_version": item.contract_version,
+        "kpis": {k: None if v is None else json_number(v) for k, v in body.kpis.items()},
+        "targets": _targets(body),
+        "money": _money(body),
+        "downtime_min": {k: json_number(v) for k, v in downtime_by_cause(body, terms).items()},
+        "completeness": completeness(body),
+        "value": value,
+        "warnings": body.warnings,
+    }
+
+
+def _empty(period: str) -> dict[str, Any]:
+    return {"period": period, "status": "not_settled"}
+
+
+def _totals(months: list[dict[str, Any]], provider: bool, currency: str) -> dict[str, Any]:
+    settled = [m for m in months if m["status"] != "not_settled"]
+    money = {
+        k: format_money(sum((Decimal(m["money"][k]) for m in settled), ZERO), currency)
+        for k in (*LINE_KINDS, "net")
+    }
+    keys = ["value_to_customer", "customer_gain"]
+    if provider:
+        keys += ["cost", "provider_margin"]
+    value = {
+        k: format_money(sum((Decimal(m["value"][k]) for m in settled), ZERO), currency)
+        for k in keys
+        if settled and all(m["value"] and m["value"].get(k) is not None for m in settled)
+    }
+    return {"money": money, "value": value or None}
+
+
+def review(
+    conn: Connection, contract_id: str, quarter: Quarter, *, provider: bool
+) -> dict[str, Any]:
+    """The pack's data; ``provider`` adds cost, margin and provider-only proposals."""
+    latest = contracts.latest_version(conn, contract_id)
+    first, _, last = quarter.months()
+    settled = settled_periods(conn, contract_id, first, last)
+    items = list(settled.values())
+    splits = {s.period: s for s in splits_for(conn, contract_id, items)}
+    months = []
+    for period in quarter.months():
+        item = settled.get(period)
+        if item is None:
+            months.append(_empty(str(period)))
+            continue
+        terms = contracts.get_version(conn, contract_id, item.contract_version).terms
+        split = splits.get(str(period))
+        show = split if terms.value_model is not None or provider else None
+        months.append(_month(item, terms, show, provider))
+    return {
+        "contract_id": contract_id,
+        "quarter": str(quarter),
+        "view": "provider" if provider else "customer",
+        "provider": latest.provider,
+        "customer": latest.customer,
+        "currency": latest.terms.currency,
+        "unit": latest.terms.unit,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "months": months,
+        "totals": _totals(months, provider, latest.terms.currency),
+        "proposals": _open_proposals(conn, contract_id, provider),
+    }
+
+
+def _open_proposals(conn: Connection, contract_id: str, provider: bool) -> list[dict[str, Any]]:
+    rows = proposals_repo.open_for(conn, contract_id)
+    return [
+        proposals_repo.as_json(r) for r in rows if provider or r.kind not in PROVIDER_ONLY_KINDS
+    ]

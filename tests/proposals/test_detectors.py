@@ -1,0 +1,280 @@
+"""Each §4 detector over constructed statement histories: one that must fire, one that must not.
+
+The histories are settled by the real engine from constructed usage, so the
+detectors read exactly what they read in production: statement bodies.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from services.settlement.proposals import detectors
+from services.settlement.proposals.history import full_statement
+from services.settlement.proposals.proposer import nice_floor, propose
+from services.settlement.proposals.settings import DetectorSettings
+from services.settlement.value import split
+from tests.proposals.conftest import contract, month, months, terms_of
+
+CFG = DetectorSettings()
+TERMS = terms_of(contract())
+
+
+def _one(findings: list[detectors.Finding]) -> detectors.Finding:
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+def _availability(*values: float, **extra: Any) -> list[dict[str, Any]]:
+    return [{"availability": v, **extra} for v in values]
+
+
+# chronic_penalty
+
+
+def test_chronic_penalty_fires_when_the_penalty_was_charged_in_every_period() -> None:
+    history = months(TERMS, "2026-06", _availability(0.93, 0.92, 0.935))
+    finding = _one(detectors.chronic_penalty(history, TERMS, CFG))
+    assert (finding.kind, finding.kpi) == ("chronic_penalty", "availability")
+    assert [e["value"] for e in finding.evidence] == [0.93, 0.92, 0.935]
+    proposal = propose(finding, TERMS)
+    assert proposal is not None
+    assert proposal.current["target"] == 0.95
+    assert proposal.proposed["target"] == 0.925  # mean 0.928333 rounded down to half a point
+    assert proposal.proposed_terms is not None
+    assert proposal.proposed_terms.terms.kpis[0].target == Decimal("0.925")
+
+
+def test_chronic_penalty_stays_silent_when_one_period_was_not_penalised() -> None:
+    history = months(TERMS, "2026-06", _availability(0.93, 0.95, 0.93))
+    assert detectors.chronic_penalty(history, TERMS, CFG) == []
+
+
+def test_chronic_penalty_needs_a_full_window() -> None:
+    history = months(TERMS, "2026-06", _availability(0.93, 0.92))
+    assert detectors.chronic_penalty(history, TERMS, CFG) == []
+
+
+# unreachable_bonus
+
+
+def test_unreachable_bonus_fires_when_no_bonus_was_earned_in_six_periods() -> None:
+    history = months(TERMS, "2026-03", _availability(0.955, 0.96, 0.958, 0.951, 0.96, 0.957))
+    finding = _one(detectors.unreachable_bonus(history, TERMS, CFG))
+    assert len(finding.evidence) == 6
+    proposal = propose(finding, TERMS)
+    assert proposal is not None
+    assert proposal.proposed["bonus"]["above"] == 0.955  # the best period (0.96) would earn it
+
+
+def test_unreachable_bonus_stays_silent_when_a_bonus_was_earned() -> None:
+    history = months(TERMS, "2026-03", _availability(0.955, 0.975, 0.958, 0.951, 0.96, 0.957))
+    assert detectors.unreachable_bonus(history, TERMS, CFG) == []
+
+
+def test_unreachable_bonus_waits_for_six_periods() -> None:
+    history = months(TERMS, "2026-03", _availability(0.955, 0.96, 0.958, 0.951, 0.96))
+    assert detectors.unreachable_bonus(history, TERMS, CFG) == []
+
+
+# slack_target
+
+
+def test_slack_target_fires_when_the_target_was_beaten_by_more_than_two_points() -> None:
+    history = months(TERMS, "2026-06", _availability(0.98, 0.985, 0.99))
+    finding = _one(detectors.slack_target(history, TERMS, CFG))
+    proposal = propose(finding, TERMS)
+    assert proposal is not None
+    assert proposal.proposed["target"] == 0.98
+    assert proposal.proposed["bonus"]["above"] == 0.98  # a bonus may not start below target
+
+
+def test_slack_target_stays_silent_when_one_period_was_close_to_target() -> None:
+    history = months(TERMS, "2026-06", _availability(0.98, 0.96, 0.99))
+    assert detectors.slack_target(history, TERMS, CFG) == []
+
+
+def test_slack_points_are_configurable_per_contract() -> None:
+    history = months(TERMS, "2026-06", _availability(0.98, 0.96, 0.99))
+    loose = DetectorSettings(slack_points=Decimal("0.5"))
+    assert _one(detectors.slack_target(history, TERMS, loose)).kpi == "availability"
+
+
+# cap_binding
+
+
+def test_cap_binding_fires_when_the_penalty_cap_bound_in_two_periods() -> None:
+    terms = terms_of(contract(penalty_cap_pct=0.05))
+    history = months(terms, "2026-06", _availability(0.80, 0.94, 0.82))
+    finding = _one(detectors.cap_binding(history, terms, CFG))
+    assert finding.subject == "penalty_cap_pct"
+    assert [e["bound"] for e in finding.evidence] == [True, False, True]
+    proposal = propose(finding, terms)
+    assert proposal is not None
+    # 0.80: 15 points x 500 = 7500 of charges_base 27500 = 27.3 % -> 0.28
+    assert (proposal.current, proposal.proposed) == (0.05, 0.28)
+
+
+def test_cap_binding_stays_silent_when_the_cap_bound_once() -> None:
+    terms = terms_of(contract(penalty_cap_pct=0.05))
+    history = months(terms, "2026-06", _availability(0.80, 0.94, 0.96))
+    assert detectors.cap_binding(history, terms, CFG) == []
+
+
+# commitment_mismatch
+
+
+def test_commitment_mismatch_fires_when_usage_stayed_below_the_commitment() -> None:
+    history = months(TERMS, "2026-06", [{"throughput": t} for t in (20500, 22000, 25000)])
+    finding = _one(detectors.commitment_mismatch(history, TERMS, CFG))
+    assert finding.detail["direction"] == "below"
+    proposal = propose(finding, TERMS)
+    assert proposal is not None
+    assert (proposal.current, proposal.proposed) == (30000, 20500)
+
+
+def test_commitment_mismatch_fires_when_usage_exceeded_130_percent() -> None:
+    history = months(TERMS, "2026-06", [{"throughput": t} for t in (40000, 41234, 45000)])
+    finding = _one(detectors.commitment_mismatch(history, TERMS, CFG))
+    assert finding.detail["direction"] == "above"
+    proposal = propose(finding, TERMS)
+    assert proposal is not None and proposal.proposed == 40000
+
+
+def test_commitment_mismatch_stays_silent_when_usage_crossed_the_commitment() -> None:
+    history = months(TERMS, "2026-06", [{"throughput": t} for t in (20000, 35000, 25000)])
+    assert detectors.commitment_mismatch(history, TERMS, CFG) == []
+
+
+# excused_creep
+
+
+def test_excused_creep_fires_when_the_excused_share_rose_by_half_and_exceeds_5_percent() -> None:
+    history = months(TERMS, "2026-04", [{"planned": p} for p in (500, 600, 500, 2500, 3000, 3500)])
+    finding = _one(detectors.excused_creep(history, TERMS, CFG))
+    assert finding.detail["source"] == "planned"
+    assert finding.detail["last_share"] > 0.05
+    proposal = propose(finding, TERMS)
+    assert proposal is not None
+    assert proposal.proposed == ["customer", "external"]
+
+
+def test_excused_creep_stays_silent_when_the_share_is_high_but_steady() -> None:
+    history = months(TERMS, "2026-04", [{"planned": 3000}] * 6)
+    assert detectors.excused_creep(history, TERMS, CFG) == []
+
+
+def test_excused_creep_stays_silent_below_5_percent() -> None:
+    history = months(TERMS, "2026-04", [{"planned": p} for p in (100, 100, 100, 1000, 1000, 1000)])
+    assert detectors.excused_creep(history, TERMS, CFG) == []
+
+
+# data_gaps
+
+
+def test_data_gaps_fires_when_a_device_missed_more_than_2_percent_of_a_period() -> None:
+    history = months(TERMS, "2026-06", [{"missing": 0}, {"missing": 1000}, {"missing": 0}])
+    finding = _one(detectors.data_gaps(history, TERMS, CFG))
+    assert finding.evidence == [
+        {
+            "period": "2026-07",
+            "device_id": "ra-a",
+            "missing_min": 1000,
+            "period_min": 44640,
+            "share": 0.022401,
+        }
+    ]
+    proposal = propose(finding, TERMS)
+    assert proposal is not None
+    assert (proposal.current, proposal.proposed) == ("downtime", "excused")
+
+
+def test_data_gaps_stays_silent_under_2_percent() -> None:
+    history = months(TERMS, "2026-06", [{"missing": 500}] * 3)
+    assert detectors.data_gaps(history, TERMS, CFG) == []
+
+
+# unfair_split
+
+VALUE_MODEL = {"customer_value_per_unit": "3.10", "agreed_provider_share": 0.40, "tolerance": 0.10}
+
+
+def _splits(terms: Any, costs: list[str | None]) -> list[Any]:
+    history = months(terms, "2026-06", [{}] * len(costs))
+    return [
+        split(h.body, terms.value_model, None if c is None else Decimal(c))
+        for h, c in zip(history, costs, strict=True)
+    ]
+
+
+def test_unfair_split_fires_when_the_provider_share_left_the_agreed_band() -> None:
+    terms = terms_of(contract(value_model=VALUE_MODEL))
+    splits = _splits(terms, ["5000", "5000", "5000"])
+    assert all(s.provider_share == Decimal("0.217391") for s in splits)
+    finding = _one(detectors.unfair_split(splits, terms, CFG))
+    assert finding.detail["reasons"] == ["share_outside_agreed"]
+    proposal = propose(finding, terms)
+    assert proposal is not None
+    # 0.40 x 103500 value created + 5000 cost - 27500 net = 18900 more fixed fee
+    assert (proposal.current, proposal.proposed) == ("10000.00", "28900.00")
+
+
+def test_unfair_split_fires_when_the_provider_lost_money_twice() -> None:
+    terms = terms_of(contract(value_model=VALUE_MODEL, fixed_fee="40000.00"))
+    splits = _splits(terms, ["10000", "70000", "70000"])
+    finding = _one(detectors.unfair_split(splits, terms, CFG))
+    assert "provider_losing" in finding.detail["reasons"]
+
+
+def test_unfair_split_stays_silent_inside_the_agreed_band() -> None:
+    terms = terms_of(contract(value_model=VALUE_MODEL, fixed_fee="40000.00"))
+    splits = _splits(terms, ["10000", "10000", "10000"])
+    assert all(s.within_agreed for s in splits)
+    assert detectors.unfair_split(splits, terms, CFG) == []
+
+
+def test_unfair_split_waits_until_the_cost_to_serve_is_recorded() -> None:
+    terms = terms_of(contract(value_model=VALUE_MODEL))
+    splits = _splits(terms, ["5000", None, "5000"])
+    assert detectors.unfair_split(splits, terms, CFG) == []
+
+
+def test_unfair_split_needs_a_value_model() -> None:
+    splits = _splits(TERMS, ["5000", "5000", "5000"])
+    assert detectors.unfair_split(splits, TERMS, CFG) == []
+
+
+# shared rules
+
+
+def test_a_steady_contract_fires_nothing() -> None:
+    history = months(TERMS, "2026-03", _availability(0.965, 0.975) * 3)
+    assert detectors.detect_all(history, [], TERMS, CFG) == []
+
+
+def test_history_uses_the_resettled_body_of_an_issued_adjustment() -> None:
+    original = month(TERMS, "2026-06", availability=0.93).body.model_dump(mode="json")
+    resettled = month(TERMS, "2026-06", availability=0.96).body.model_dump(mode="json")
+    rows = [
+        SimpleNamespace(
+            period="2026-06", seq=0, status="issued", contract_version=1, body=original
+        ),
+        SimpleNamespace(
+            period="2026-06",
+            seq=1,
+            status="issued",
+            contract_version=1,
+            body={**resettled, "adjusts": {"id": 1}, "resettled": resettled},
+        ),
+        SimpleNamespace(period="2026-06", seq=2, status="draft", contract_version=1, body=original),
+    ]
+    settled = full_statement(rows)
+    assert settled is not None and settled.adjusted
+    assert settled.body.kpis["availability"] == Decimal("0.96")
+
+
+def test_proposed_quantities_are_rounded_down_to_three_significant_digits() -> None:
+    assert nice_floor(Decimal("27843.5")) == Decimal("27800")
+    assert nice_floor(Decimal("0.123456")) == Decimal("0.123")
+    assert nice_floor(Decimal(0)) == 0
