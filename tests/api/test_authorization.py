@@ -1,0 +1,168 @@
+"""Every route × every role, exactly as README's "Who may do what" table says.
+
+Allowed means the request got past authorization (any answer but 401, 403,
+404 or 5xx: a 409 because an earlier role already issued the statement is
+still "allowed"). Refused is 403; another party's contract is 404.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import REPO
+from tests.proposals.conftest import contract, settle_months, terms_of, write_rollups
+from tests.settlement.helpers import ok
+
+OWN, OTHER = "Connectcorp", "Othercorp"
+CUSTOMER = "MineCo"
+ROLES = ("admin", "provider", "customer", "finance", "auditor")
+PRINCIPALS: dict[str, tuple[str, str | None]] = {
+    "admin": ("admin", None),
+    "provider": ("provider", OWN),
+    "provider-other": ("provider", OTHER),
+    "customer": ("customer", CUSTOMER),
+    "customer-other": ("customer", OTHER),
+    "finance": ("finance", None),
+    "auditor": ("auditor", None),
+}
+
+
+def policy() -> dict[str, dict[str, str]]:
+    text_ = (REPO / "README.md").read_text()
+    section = text_[text_.index("## Who may do what") : text_.index("## Architecture")]
+    rows = re.findall(r"^\| `([A-Z]+ /v1/[^`]*)` \|(.*)\|$", section, re.M)
+    return {
+        route: dict(zip(ROLES, (c.strip() for c in cells.split("|")), strict=True))
+        for route, cells in rows
+    }
+
+
+POLICY = policy()
+
+
+def expected(route: str, principal: str) -> set[str]:
+    """What the table allows; another party's contract may be hidden rather than refused."""
+    role, party = PRINCIPALS[principal]
+    cell = POLICY[route][role]
+    if cell == "–":
+        return {"refused", "hidden"} if party == OTHER else {"refused"}
+    if cell == "own" and party == OTHER:
+        return {"refused"} if route == "POST /v1/contracts" else {"hidden"}
+    return {"allowed"}
+
+
+def classify(status: int) -> str:
+    assert status < 500, status
+    return {401: "unauthenticated", 403: "refused", 404: "hidden"}.get(status, "allowed")
+
+
+@pytest.fixture
+def world(
+    api: Any, admin: dict[str, str], db: Any, make_token: Callable[..., str]
+) -> dict[str, Any]:
+    """A contract with three settled months of chronic penalties: an open proposal,
+    a dead letter of its device, a token to revoke."""
+    body = contract(contract_id="RA-1", provider=OWN, customer=CUSTOMER)
+    ok(api.post("/v1/contracts", json=body, headers=admin), 201)
+    terms = terms_of(body)
+    for period in ("2026-06", "2026-07", "2026-08"):
+        write_rollups(db, terms, period, availability=0.93)
+    settle_months(api, admin, "RA-1", ["2026-06", "2026-07", "2026-08"])
+    bad = {
+        "ts": "2026-08-01T00:00:00Z",
+        "interval_s": 60,
+        "uptime_min": 99,
+        "quality_min": 0,
+        "throughput": 0,
+    }
+    api.post("/v1/telemetry/ra-a", json={"samples": [bad]}, headers=admin)
+    with db.connect() as conn:
+        proposal = conn.execute(
+            text("SELECT min(id) FROM proposals WHERE status = 'open'")
+        ).scalar()
+        dead_letter = conn.execute(text("SELECT min(id) FROM dead_letters")).scalar()
+    token = ok(api.post("/v1/tokens", json={"role": "auditor"}, headers=admin), 201)["id"]
+    assert proposal and dead_letter
+    return {"proposal_id": proposal, "dead_letter_id": dead_letter, "token_id": token}
+
+
+SAMPLE = {
+    "ts": "2026-08-02T00:00:00Z",
+    "interval_s": 60,
+    "uptime_min": 1,
+    "quality_min": 1,
+    "throughput": 2,
+}
+
+
+def request_for(route: str, w: dict[str, Any]) -> tuple[str, str, Any]:
+    method, path = route.split(" ", 1)
+    path = path.format(
+        contract_id="RA-1", period="2026-08", device_id="ra-a", quarter="2026-Q3", **w
+    )
+    terms = {
+        k: v for k, v in contract().items() if k not in ("contract_id", "provider", "customer")
+    }
+    bodies: dict[str, Any] = {
+        "POST /v1/tokens": {"role": "auditor"},
+        "POST /v1/contracts": contract(contract_id="NEW-1", devices=["new-a"], provider=OWN),
+        "POST /v1/contracts/{contract_id}/versions": {**terms, "effective_from": "2027-03"},
+        "POST /v1/settlements/run": {"period": "2026-08", "contract_id": "RA-1"},
+        "POST /v1/telemetry/{device_id}": SAMPLE,
+        "POST /v1/annotations": {
+            "device_id": "ra-a",
+            "from": "2026-08-01T00:00:00Z",
+            "to": "2026-08-01T01:00:00Z",
+            "cause": "planned",
+        },
+        "PUT /v1/contracts/{contract_id}/proposals/settings": {},
+        "POST /v1/contracts/{contract_id}/proposals/accept": {"ids": [w["proposal_id"]]},
+        "POST /v1/proposals/{proposal_id}/reject": {"reason": "not this quarter"},
+        "POST /v1/contracts/{contract_id}/costs": {
+            "period": "2026-08",
+            "amount": "100.00",
+            "category": "service",
+            "note": "",
+        },
+        "POST /v1/contracts/{contract_id}/simulate": {
+            "terms": terms,
+            "from": "2026-06",
+            "to": "2026-08",
+        },
+    }
+    query = {
+        "GET /v1/contracts/{contract_id}/kpis": "?from=2026-08-01&to=2026-08-03",
+        "GET /v1/settlements": "?period=2026-08",
+        "GET /v1/annotations": "?device_id=ra-a",
+    }
+    return method, path + query.get(route, ""), bodies.get(route)
+
+
+def test_the_table_covers_every_route_of_the_api(api) -> None:  # type: ignore[no-untyped-def]
+    routes = {
+        f"{m.upper()} {p}"
+        for p, ops in api.app.openapi()["paths"].items()
+        if p.startswith("/v1")
+        for m in ops
+    }
+    assert routes == set(POLICY)
+
+
+@pytest.mark.parametrize("route", sorted(POLICY))
+def test_route_answers_each_role_as_the_table_says(api, world, make_token, route) -> None:  # type: ignore[no-untyped-def]
+    method, path, body = request_for(route, world)
+    assert classify(api.request(method, path, json=body).status_code) == "unauthenticated"
+    order = sorted(PRINCIPALS, key=lambda p: (expected(route, p) == {"allowed"}, p == "admin"))
+    seen = {}
+    for principal in order:  # refusals first: an allowed call may change the state
+        role, party = PRINCIPALS[principal]
+        headers = {"Authorization": f"Bearer {make_token(role, party)}"}
+        r = api.request(method, path, json=body, headers=headers)
+        seen[principal] = (classify(r.status_code), r.status_code, r.text[:200])
+    wrong = {p: s for p, s in seen.items() if s[0] not in expected(route, p)}
+    assert not wrong, wrong
