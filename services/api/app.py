@@ -11,7 +11,7 @@ from prometheus_client import make_asgi_app
 from sqlalchemy import Engine
 
 from services.api import problems
-from services.api.middleware import BodyLimit, RequestId, Timing
+from services.api.middleware import BodyLimit, NoNul, RequestId, Timing
 from services.api.routes import annotations as annotations_routes
 from services.api.routes import audit as audit_routes
 from services.api.routes import contracts as contracts_routes
@@ -59,10 +59,11 @@ def create_app(
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
     for router in _routers():
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1", responses=problems.ERROR_RESPONSES)
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(Timing)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(NoNul)
     app.add_middleware(RequestId)
     return app
 

@@ -54,6 +54,22 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class NoNul:
+    """Refuse NUL characters in the path or query: PostgreSQL cannot store them in text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            response = problem(422, "Invalid input", "NUL characters are not allowed", "invalid")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 

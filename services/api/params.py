@@ -15,3 +15,4 @@ ContractIdPath = Annotated[str, Path(pattern=ID_PATTERN, examples=["ACME-CRUSH-0
 DeviceIdPath = Annotated[str, Path(pattern=ID_PATTERN, examples=["crusher-07"])]
 PeriodPath = Annotated[str, Path(pattern=PERIOD_PATTERN, examples=["2026-10"])]
 QuarterPath = Annotated[str, Path(pattern=QUARTER_PATTERN, examples=["2026-Q3"])]
+RowIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a database id (bigint)")]

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.errors import ViuError
@@ -18,6 +19,45 @@ from services.errors import ViuError
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": why, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+    for status, why in (
+        (401, "missing, unknown, expired or revoked token"),
+        (403, "the token's role may not do this"),
+        (404, "no such resource, or not visible to the caller's party"),
+        (409, "conflicts with the current state"),
+        (413, "request body too large"),
+        (422, "invalid input; `errors` names each field"),
+        (503, "a dependency (database) is unavailable"),
+    )
+}
+"""Documented on every /v1 route: all errors are problem+json."""
+
+
+def alternative(media_type: str) -> dict[int | str, dict[str, Any]]:
+    """Document a route's second representation (``format=csv`` / ``format=html``)."""
+    return {200: {"content": {media_type: {"schema": {"type": "string"}}}}}
 
 
 def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> JSONResponse:
@@ -63,12 +103,24 @@ async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid input", str(exc), "invalid")
 
 
+async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL refuses (NUL in text, a number out of range): the caller's input."""
+    log.info("unstorable value on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        422,
+        "Invalid input",
+        "a value cannot be stored (e.g. a NUL character or an out-of-range number)",
+        "invalid",
+    )
+
+
 def install(app: FastAPI) -> None:
     from services.settlement.money import UnknownCurrency
     from services.settlement.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
 
     for domain_error in (InvalidPeriod, NaiveDatetime, UnknownTimezone, UnknownCurrency):
         app.add_exception_handler(domain_error, _bad_value)
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(ViuError, _viu_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)

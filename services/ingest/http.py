@@ -10,14 +10,14 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 
 from schemas.telemetry import parse_ts
 from services.errors import Invalid
 from services.ingest import jsonx
 
 
-class ExactJSON(Response):
+class ExactJSON(JSONResponse):
     """JSON whose numbers are the stored decimals, never rounded through float."""
 
     media_type = "application/json"

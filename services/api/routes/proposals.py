@@ -62,9 +62,9 @@ def _visible(conn: Conn, caller: Principal, proposal_id: int) -> Any:
 
 def _must_be_party(conn: Conn, caller: Principal, contract_id: str) -> None:
     """Admin, or the contract's own provider or customer (by role and party)."""
+    provider, customer = visible_contract(conn, caller, contract_id)
     if caller.role == "admin":
         return
-    provider, customer = visible_contract(conn, caller, contract_id)
     party = provider if caller.role == "provider" else customer
     if caller.party != party:
         raise Forbidden(f"only the contract's own {caller.role} may do this")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from services.api import charts
+from services.api import charts, problems
 from services.api.deps import Caller, Conn
 from services.api.params import ContractIdPath, QuarterPath
 from services.api.render import review_html
@@ -34,7 +34,11 @@ def pack_charts(pack: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-@router.get("/contracts/{contract_id}/reviews/{quarter}", response_model=None)
+@router.get(
+    "/contracts/{contract_id}/reviews/{quarter}",
+    response_model=None,
+    responses=problems.alternative("text/html"),
+)
 def get_review(
     contract_id: ContractIdPath,
     quarter: QuarterPath,

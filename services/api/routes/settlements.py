@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from schemas.contract import ID_PATTERN
 from schemas.db import contracts, statements
+from services.api import problems
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
 from services.api.params import ContractIdPath, PeriodPath
@@ -95,7 +96,9 @@ def _sees(conn: Any, caller: Principal, contract_id: str) -> bool:
     return True
 
 
-@router.get("/contracts/{contract_id}/statements/{period}")
+@router.get(
+    "/contracts/{contract_id}/statements/{period}", responses=problems.alternative("text/html")
+)
 def get_statement(
     contract_id: ContractIdPath,
     period: PeriodPath,
@@ -157,7 +160,7 @@ CSV_COLUMNS = [
 ]
 
 
-@router.get("/settlements")
+@router.get("/settlements", responses=problems.alternative("text/csv"))
 def list_settlements(
     period: PeriodText,
     conn: Conn,

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from schemas.db import contracts, devices, samples
 from services.api.deps import Conn, get_engine, get_settings, require
+from services.api.params import RowIdPath
 from services.api.scoping import READ_ROLES, contract_filter, sees_all, visible_device
 from services.api.tokens import Principal
 from services.config import Settings
@@ -141,7 +142,7 @@ def _visible_devices(conn: Connection, caller: Principal) -> list[str]:
 
 
 @router.post("/dead-letters/{dead_letter_id}/replay", response_class=ExactJSON)
-def replay_dead_letter(dead_letter_id: int, engine: EngineDep, caller: Writer) -> Any:
+def replay_dead_letter(dead_letter_id: RowIdPath, engine: EngineDep, caller: Writer) -> Any:
     """Run a dead letter through the write path again (e.g. after registering its device)."""
 
     def work(conn: Connection) -> tuple[dict[str, Any], Outcome | None]:

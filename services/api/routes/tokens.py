@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.api import tokens
 from services.api.audit import Audit
 from services.api.deps import Conn, require
+from services.api.params import RowIdPath
 from services.api.tokens import Principal, Role
 
 router = APIRouter(tags=["tokens"])
@@ -40,6 +41,6 @@ def list_all(conn: Conn, _: Admin) -> list[dict[str, Any]]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke(token_id: int, conn: Conn, _: Admin, audit: Audit) -> None:
+def revoke(token_id: RowIdPath, conn: Conn, _: Admin, audit: Audit) -> None:
     tokens.revoke_token(conn, token_id)
     audit(conn, "token.revoke", "token", str(token_id))
