@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint unit install clean
+.PHONY: run test lint install browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ run: install
 	$(BIN)/viu up
 
 ## Lint, type-check and run the whole test suite against real PostgreSQL and MQTT.
-test: install lint
+test: install lint browser
 	$(BIN)/pytest -q
+
+## Debian's chromium for the review-page test (best effort: without it that test is skipped).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  ; } || echo "chromium not installed: the review page browser test will be skipped"
 
 lint: install
 	$(BIN)/ruff check .
