@@ -13,10 +13,13 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Table,
+    Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -63,18 +66,26 @@ devices = Table(
     Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
+
+def _sample_values() -> list[Column[object]]:
+    """A sample's stored values; ``samples`` and ``sample_revisions`` both hold them."""
+    return [
+        Column("interval_s", Integer, nullable=False),
+        Column("uptime_min", Numeric, nullable=False),
+        Column("quality_min", Numeric, nullable=False),
+        Column("throughput", Numeric, nullable=False),
+        Column("downtime_cause", String(16), nullable=False),
+        Column("seq", BigInteger),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
 samples = Table(
     "samples",
     metadata,
     Column("device_id", String(64), primary_key=True),
     Column("ts", DateTime(timezone=True), primary_key=True),
-    Column("interval_s", Integer, nullable=False),
-    Column("uptime_min", Numeric, nullable=False),
-    Column("quality_min", Numeric, nullable=False),
-    Column("throughput", Numeric, nullable=False),
-    Column("downtime_cause", String(16), nullable=False),
-    Column("seq", BigInteger),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    *_sample_values(),
 )
 
 # --- settlement (migration 0003)
@@ -112,21 +123,13 @@ settlement_runs = Table(
 
 # --- ingest (migration 0002)
 
-from sqlalchemy import LargeBinary, SmallInteger, Text  # noqa: E402 - appended section
-
 sample_revisions = Table(
     "sample_revisions",
     metadata,
     Column("id", BigInteger, primary_key=True),
     Column("device_id", String(64), nullable=False),
     Column("ts", DateTime(timezone=True), nullable=False),
-    Column("interval_s", Integer, nullable=False),
-    Column("uptime_min", Numeric, nullable=False),
-    Column("quality_min", Numeric, nullable=False),
-    Column("throughput", Numeric, nullable=False),
-    Column("downtime_cause", String(16), nullable=False),
-    Column("seq", BigInteger),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    *_sample_values(),
     Column("revised_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -84,6 +84,19 @@ def store(conn: Connection, c: Computed) -> Outcome:
     return "adjustment"
 
 
+def _values(c: Computed, body: dict[str, Any], net: Decimal) -> dict[str, Any]:
+    """What every (re)computation writes: the result and where it came from."""
+    return {
+        "contract_version": c.contract_version,
+        "currency": c.body.currency,
+        "net": net,
+        "body": body,
+        "inputs_digest": c.digest,
+        "watermark": c.watermark,
+        "computed_at": datetime.now(UTC),
+    }
+
+
 def _insert(
     conn: Connection,
     c: Computed,
@@ -100,13 +113,7 @@ def _insert(
             seq=seq,
             status="draft",
             adjusts_id=adjusts,
-            contract_version=c.contract_version,
-            currency=c.body.currency,
-            net=net,
-            body=body,
-            inputs_digest=c.digest,
-            watermark=c.watermark,
-            computed_at=datetime.now(UTC),
+            **_values(c, body, net),
         )
     )
 
@@ -115,17 +122,7 @@ def _update(
     conn: Connection, row: Any, c: Computed, body: dict[str, Any], net: Decimal, outcome: Outcome
 ) -> Outcome:
     conn.execute(
-        update(statements)
-        .where(statements.c.id == row.id)
-        .values(
-            contract_version=c.contract_version,
-            currency=c.body.currency,
-            net=net,
-            body=body,
-            inputs_digest=c.digest,
-            watermark=c.watermark,
-            computed_at=datetime.now(UTC),
-        )
+        update(statements).where(statements.c.id == row.id).values(**_values(c, body, net))
     )
     return outcome
 
