@@ -81,6 +81,23 @@ def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from services.ingest.simulator import options_from, simulate
+    from services.runtime import resolved
+
+    options = options_from(args)
+    with resolved(settings, need_broker=False, say=_err) as res:
+        return simulate(res.engine, settings, options)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from services.demo import command
+    from services.runtime import resolved
+
+    with resolved(settings, need_broker=False, say=_err) as res:
+        return command(res.engine, settings, args)
+
+
 def _audit_cli(conn: Any, action: str, object_id: str, **details: Any) -> None:
     import getpass
     import socket
@@ -154,7 +171,61 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = toksub.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id", type=int)
     revoke.set_defaults(handler=_token_revoke)
+    _add_simulate(sub)
+    _add_demo(sub)
     return p
+
+
+def _add_simulate(sub: Any) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="simulated fleet telemetry over MQTT, or --backfill months of history",
+        description="Realistic telemetry for registered devices (shifts, weekends, breakdowns, "
+        "maintenance, customer stops, quality dips), optionally with injected faults.",
+    )
+    pick = sim.add_mutually_exclusive_group()
+    pick.add_argument("--devices", type=int, help="the first N registered devices (default: all)")
+    pick.add_argument("--device-ids", help="exactly these registered devices: a,b,c")
+    sim.add_argument(
+        "--rate",
+        type=float,
+        help="samples per device per simulated minute (default 1; backfill 1/15)",
+    )
+    sim.add_argument("--duration", default="1h", help="simulated time to cover: 90s, 15m, 2h, 7d")
+    sim.add_argument("--start", help="simulated start (ISO 8601 with offset; default: ends now)")
+    sim.add_argument("--speedup", type=float, default=1.0, help="times faster than real time")
+    sim.add_argument("--seed", default="1", help="same seed, same telemetry")
+    for name, help_ in (
+        ("duplicates", "re-send this fraction of samples unchanged"),
+        ("out-of-order", "send this fraction after the device's next sample"),
+        ("late", "hold this fraction back until the end of the run"),
+        ("malformed", "add this many malformed payloads per sample"),
+        ("unknown-devices", "add this many samples from unregistered devices per sample"),
+    ):
+        sim.add_argument(f"--{name}", type=float, default=0.0, metavar="FRACTION", help=help_)
+    sim.add_argument(
+        "--clock-skew", type=int, default=0, metavar="SECONDS", help="max device clock offset"
+    )
+    sim.add_argument(
+        "--backfill", action="store_true", help="write history to the database instead"
+    )
+    sim.add_argument("--from", dest="span_from", help="backfill from (YYYY-MM or ISO 8601)")
+    sim.add_argument("--to", dest="span_to", help="backfill to (YYYY-MM inclusive, or ISO 8601)")
+    sim.add_argument("--batch", type=int, default=5000, help="backfill samples per transaction")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.set_defaults(handler=_simulate)
+
+
+def _add_demo(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo", help="demonstration contracts with six months of drifting history, settled"
+    )
+    demo.add_argument("--months", type=int, default=6, help="months of history (default 6)")
+    demo.add_argument("--end", help="last month to settle, YYYY-MM (default: last month)")
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="sample density: 1 = every 15 min, 0.25 = hourly"
+    )
+    demo.set_defaults(handler=_demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
