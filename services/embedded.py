@@ -192,6 +192,23 @@ def start_broker(data_dir: Path) -> EmbeddedBroker:
         return start_amqtt()
 
 
+BROKER_URL_FILE = "broker-url"
+
+
+def remember_broker(data_dir: Path, url: str) -> None:
+    """Leave the embedded broker's address where other viu commands look for it."""
+    (data_dir / BROKER_URL_FILE).write_text(url + "\n")
+
+
+def remembered_broker(data_dir: Path) -> str | None:
+    """The embedded broker a running ``viu up`` started, if it still answers."""
+    try:
+        url = (data_dir / BROKER_URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    return url if url and broker_reachable(url) else None
+
+
 def broker_reachable(url: str, timeout: float = 1.0) -> bool:
     parts = urlsplit(url)
     try:

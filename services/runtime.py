@@ -20,9 +20,18 @@ from sqlalchemy import Engine
 from services import db
 from services.api.tokens import ensure_bootstrap
 from services.config import Settings
-from services.embedded import EmbeddedBroker, broker_reachable, start_broker, start_postgres
+from services.embedded import (
+    EmbeddedBroker,
+    broker_reachable,
+    remember_broker,
+    start_broker,
+    start_postgres,
+)
 
 log = logging.getLogger("viu")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""SIGHUP too: a closed terminal must still stop embedded PostgreSQL and the broker."""
 
 
 class Component(Protocol):
@@ -56,6 +65,7 @@ def resolved(
     if need_broker and not mqtt_url:
         broker = start_broker(settings.data_dir)
         mqtt_url = broker.url
+        remember_broker(settings.data_dir, mqtt_url)
         say(f"viu: embedded MQTT broker ({broker.kind}) at {mqtt_url}")
     engine = db.make_engine(database_url)
     try:
@@ -119,7 +129,7 @@ def run(settings: Settings, components: set[str], say: Any = print) -> int:
 
 def _wait_for_signal() -> None:
     done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: done.set())
     done.wait()
 
@@ -145,7 +155,7 @@ def _serve_api(settings: Settings, res: Resolved, say: Any, broker_probe: Any = 
     thread.start()
     say(f"viu: API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(0.5):
         if not thread.is_alive():

@@ -169,9 +169,10 @@ def test_viu_up_runs_on_embedded_defaults_when_nothing_is_configured(short_tmp, 
         )
         items = _publish_and_read_back(base, auth, mqtt_url, "viu")
         assert len(items) == 1
+        assert (tmp_path / "data" / "broker-url").read_text().strip() == mqtt_url
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:  # a closed terminal (SIGHUP) must clean up like SIGTERM
+            proc.send_signal(signal.SIGHUP if broker == "amqtt" else signal.SIGTERM)
             proc.wait(30)
         log.close()
     out = "\n".join(_lines_so_far(tmp_path))

@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine, select
 
 from schemas.db import devices as devices_table
 from services.config import Settings
+from services.embedded import remembered_broker
 from services.errors import Invalid, NotFound, Unavailable
 from services.ingest import jsonx, pipeline
 from services.ingest.decode import Message, http_topic
@@ -865,7 +866,8 @@ def _live(
     start = opts.start or now - timedelta(seconds=opts.duration_s * (1 - 1 / opts.speedup))
     start = datetime.fromtimestamp(int(start.timestamp()) // opts.interval_s * opts.interval_s, UTC)
     end = start + timedelta(seconds=opts.duration_s)
-    sink = MqttSink(settings.mqtt_url or DEFAULT_BROKER, settings)
+    url = settings.mqtt_url or remembered_broker(settings.data_dir) or DEFAULT_BROKER
+    sink = MqttSink(url, settings)
     sink.connect()
     injector = FaultInjector(opts.faults, opts.seed, avoid)
     prefix = settings.mqtt_topic_prefix
