@@ -35,6 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict schemas services/settlement
 
 clean:
 	rm -rf $(VENV) .viu .pytest_cache .mypy_cache .ruff_cache
