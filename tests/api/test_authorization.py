@@ -1,4 +1,4 @@
-"""Every route × every role, exactly as README's "Who may do what" table says.
+"""Every route x every role, exactly as README's "Who may do what" table says.
 
 Allowed means the request got past authorization (any answer but 401, 403,
 404 or 5xx: a 409 because an earlier role already issued the statement is
@@ -8,15 +8,12 @@ still "allowed"). Refused is 403; another party's contract is 404.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import REPO
-from tests.proposals.conftest import contract, settle_months, terms_of, write_rollups
-from tests.settlement.helpers import ok
+from tests.proposals.conftest import contract
 
 OWN, OTHER = "Connectcorp", "Othercorp"
 CUSTOMER = "MineCo"
@@ -49,7 +46,7 @@ def expected(route: str, principal: str) -> set[str]:
     """What the table allows; another party's contract may be hidden rather than refused."""
     role, party = PRINCIPALS[principal]
     cell = POLICY[route][role]
-    if cell == "–":
+    if cell == "\u2013":  # an en dash, as in the table
         return {"refused", "hidden"} if party == OTHER else {"refused"}
     if cell == "own" and party == OTHER:
         return {"refused"} if route == "POST /v1/contracts" else {"hidden"}
@@ -59,36 +56,6 @@ def expected(route: str, principal: str) -> set[str]:
 def classify(status: int) -> str:
     assert status < 500, status
     return {401: "unauthenticated", 403: "refused", 404: "hidden"}.get(status, "allowed")
-
-
-@pytest.fixture
-def world(
-    api: Any, admin: dict[str, str], db: Any, make_token: Callable[..., str]
-) -> dict[str, Any]:
-    """A contract with three settled months of chronic penalties: an open proposal,
-    a dead letter of its device, a token to revoke."""
-    body = contract(contract_id="RA-1", provider=OWN, customer=CUSTOMER)
-    ok(api.post("/v1/contracts", json=body, headers=admin), 201)
-    terms = terms_of(body)
-    for period in ("2026-06", "2026-07", "2026-08"):
-        write_rollups(db, terms, period, availability=0.93)
-    settle_months(api, admin, "RA-1", ["2026-06", "2026-07", "2026-08"])
-    bad = {
-        "ts": "2026-08-01T00:00:00Z",
-        "interval_s": 60,
-        "uptime_min": 99,
-        "quality_min": 0,
-        "throughput": 0,
-    }
-    api.post("/v1/telemetry/ra-a", json={"samples": [bad]}, headers=admin)
-    with db.connect() as conn:
-        proposal = conn.execute(
-            text("SELECT min(id) FROM proposals WHERE status = 'open'")
-        ).scalar()
-        dead_letter = conn.execute(text("SELECT min(id) FROM dead_letters")).scalar()
-    token = ok(api.post("/v1/tokens", json={"role": "auditor"}, headers=admin), 201)["id"]
-    assert proposal and dead_letter
-    return {"proposal_id": proposal, "dead_letter_id": dead_letter, "token_id": token}
 
 
 SAMPLE = {

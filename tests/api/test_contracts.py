@@ -32,13 +32,25 @@ def test_contract_is_created_with_version_1_and_read_back(api, admin) -> None:  
     ("change", "field"),
     [
         ({"colour": "red"}, "colour"),
-        ({"terms": {"fixed_fee": "1", "usage": {"tiers": [{"up_to": None, "price": "-1"}]}}}, "price"),
+        (
+            {"terms": {"fixed_fee": "1", "usage": {"tiers": [{"up_to": None, "price": "-1"}]}}},
+            "price",
+        ),
         ({"terms": {"fixed_fee": "1", "penalty_cap_pct": 1.5}}, "penalty_cap_pct"),
         ({"terms": {"fixed_fee": "1", "kpis": [{"kpi": "happiness", "target": 1}]}}, "kpi"),
         (
-            {"terms": {"fixed_fee": "1", "usage": {"tiers": [
-                {"up_to": 50, "price": "1"}, {"up_to": 10, "price": "1"}, {"up_to": None, "price": "1"}
-            ]}}},
+            {
+                "terms": {
+                    "fixed_fee": "1",
+                    "usage": {
+                        "tiers": [
+                            {"up_to": 50, "price": "1"},
+                            {"up_to": 10, "price": "1"},
+                            {"up_to": None, "price": "1"},
+                        ]
+                    },
+                }
+            },
             "tiers",
         ),
         ({"timezone": "Mars/Olympus"}, "timezone"),
@@ -65,7 +77,11 @@ def test_duplicate_contract_id_is_a_conflict(api, admin) -> None:  # type: ignor
 
 def test_a_new_version_must_govern_a_later_period(api, admin) -> None:  # type: ignore[no-untyped-def]
     _post(api, admin)
-    v = {k: v for k, v in copy.deepcopy(CONTRACT).items() if k not in ("contract_id", "provider", "customer")}
+    v = {
+        k: v
+        for k, v in copy.deepcopy(CONTRACT).items()
+        if k not in ("contract_id", "provider", "customer")
+    }
     assert api.post("/v1/contracts/LC-1/versions", json=v, headers=admin).status_code == 409
     v["effective_from"] = "2026-06"
     r = api.post("/v1/contracts/LC-1/versions", json=v, headers=admin)

@@ -46,7 +46,9 @@ def _exercise(operation: Any, headers: dict[str, str]) -> None:
     run()
 
 
-def test_generated_requests_get_documented_answers_and_never_a_5xx(settings, db, api, admin) -> None:  # type: ignore[no-untyped-def]
+def test_generated_requests_get_documented_answers_and_never_a_5xx(
+    settings, db, api, admin
+) -> None:  # type: ignore[no-untyped-def]
     ok(api.post("/v1/contracts", json=CONTRACT, headers=admin), 201)
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings, db))
     failures: dict[str, str] = {}

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath
 from services.api.scoping import READ_ROLES, is_provider_side, visible_contract
@@ -104,23 +105,26 @@ def get_settings(contract_id: ContractIdPath, conn: Conn, caller: Reader) -> dic
 
 @router.put("/contracts/{contract_id}/proposals/settings")
 def put_settings(
-    contract_id: ContractIdPath, body: DetectorSettings, conn: Conn, caller: Decider
+    contract_id: ContractIdPath, body: DetectorSettings, conn: Conn, caller: Decider, audit: Audit
 ) -> dict[str, Any]:
     """Set the thresholds (fields left out take the spec's defaults)."""
     _must_be_party(conn, caller, contract_id)
     detector_settings.save(conn, contract_id, body, caller.subject)
+    audit(conn, "detector_settings.set", "contract", contract_id, settings=body.as_json())
     return body.as_json()
 
 
 @router.post("/contracts/{contract_id}/proposals/accept")
 def accept_together(
-    contract_id: ContractIdPath, body: AcceptIn, conn: Conn, caller: Decider
+    contract_id: ContractIdPath, body: AcceptIn, conn: Conn, caller: Decider, audit: Audit
 ) -> list[dict[str, Any]]:
     """Accept several proposals agreed in one review: all changes go into one new version."""
     _must_be_party(conn, caller, contract_id)
     for proposal_id in body.ids:
         _visible(conn, caller, proposal_id)
     rows = service.accept_together(conn, contract_id, body.ids, caller.subject)
+    for r in rows:
+        _audit_decision(audit, conn, "proposal.accept", r)
     return [repo.as_json(r) for r in rows]
 
 
@@ -130,16 +134,35 @@ def get_proposal(proposal_id: ProposalId, conn: Conn, caller: Reader) -> dict[st
 
 
 @router.post("/proposals/{proposal_id}/accept")
-def accept(proposal_id: ProposalId, conn: Conn, caller: Decider) -> dict[str, Any]:
+def accept(proposal_id: ProposalId, conn: Conn, caller: Decider, audit: Audit) -> dict[str, Any]:
     """Accept: a new contract version from the next period, recording who accepted."""
     row = _visible(conn, caller, proposal_id)
     _must_be_party(conn, caller, row.contract_id)
-    return repo.as_json(service.accept(conn, proposal_id, caller.subject))
+    accepted = service.accept(conn, proposal_id, caller.subject)
+    _audit_decision(audit, conn, "proposal.accept", accepted)
+    return repo.as_json(accepted)
 
 
 @router.post("/proposals/{proposal_id}/reject")
-def reject(proposal_id: ProposalId, body: RejectIn, conn: Conn, caller: Decider) -> dict[str, Any]:
+def reject(
+    proposal_id: ProposalId, body: RejectIn, conn: Conn, caller: Decider, audit: Audit
+) -> dict[str, Any]:
     """Reject with a reason; the same change is not proposed again."""
     row = _visible(conn, caller, proposal_id)
     _must_be_party(conn, caller, row.contract_id)
-    return repo.as_json(service.reject(conn, proposal_id, caller.subject, body.reason))
+    rejected = service.reject(conn, proposal_id, caller.subject, body.reason)
+    _audit_decision(audit, conn, "proposal.reject", rejected, reason=body.reason)
+    return repo.as_json(rejected)
+
+
+def _audit_decision(audit: Audit, conn: Conn, action: str, row: Any, **details: Any) -> None:
+    audit(
+        conn,
+        action,
+        "proposal",
+        str(row.id),
+        contract_id=row.contract_id,
+        kind=row.kind,
+        accepted_version=row.accepted_version,
+        **details,
+    )

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from schemas.db import contracts, devices, samples
+from services.api.audit import Audit
 from services.api.deps import Conn, get_engine, get_settings, require
 from services.api.params import RowIdPath
 from services.api.scoping import READ_ROLES, contract_filter, sees_all, visible_device
@@ -142,7 +143,9 @@ def _visible_devices(conn: Connection, caller: Principal) -> list[str]:
 
 
 @router.post("/dead-letters/{dead_letter_id}/replay", response_class=ExactJSON)
-def replay_dead_letter(dead_letter_id: RowIdPath, engine: EngineDep, caller: Writer) -> Any:
+def replay_dead_letter(
+    dead_letter_id: RowIdPath, engine: EngineDep, caller: Writer, audit: Audit
+) -> Any:
     """Run a dead letter through the write path again (e.g. after registering its device)."""
 
     def work(conn: Connection) -> tuple[dict[str, Any], Outcome | None]:
@@ -154,7 +157,16 @@ def replay_dead_letter(dead_letter_id: RowIdPath, engine: EngineDep, caller: Wri
                 visible_device(conn, caller, entry["device_id"])
             except NotFound:
                 raise NotFound(f"no dead letter {dead_letter_id}") from None
-        return deadletters.replay(conn, dead_letter_id, caller.subject)
+        entry, outcome = deadletters.replay(conn, dead_letter_id, caller.subject)
+        audit(
+            conn,
+            "dead_letter.replay",
+            "dead_letter",
+            str(dead_letter_id),
+            status=entry["status"],
+            stored=None if outcome is None else outcome.stored,
+        )
+        return entry, outcome
 
     try:
         entry, outcome = pipeline.in_transaction(engine, work)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from services.api.audit import Audit
 from services.api.deps import Caller, Conn
 from services.api.params import ContractIdPath
 from services.api.scoping import is_provider_side, visible_contract
@@ -54,13 +55,23 @@ def _provider_only(conn: Conn, caller: Principal, contract_id: str) -> str:
 
 @router.post("/contracts/{contract_id}/costs", status_code=201)
 def post_cost(
-    contract_id: ContractIdPath, body: CostIn, conn: Conn, caller: Caller
+    contract_id: ContractIdPath, body: CostIn, conn: Conn, caller: Caller, audit: Audit
 ) -> dict[str, Any]:
     """Record a cost to serve the contract in a period (provider of the contract, or admin)."""
     provider = _provider_only(conn, caller, contract_id)
     if caller.role != "admin" and not (caller.role == "provider" and caller.party == provider):
         raise Forbidden("only the contract's provider records its costs")
-    return add_cost(conn, contract_id, body, caller.subject)
+    cost = add_cost(conn, contract_id, body, caller.subject)
+    audit(
+        conn,
+        "cost.add",
+        "contract",
+        contract_id,
+        period=body.period,
+        amount=str(body.amount),
+        category=body.category,
+    )
+    return cost
 
 
 @router.get("/contracts/{contract_id}/costs")
