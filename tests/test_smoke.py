@@ -121,6 +121,7 @@ def test_viu_up_ingests_a_sample_published_over_mqtt(database_url, mqtt_url, tmp
         if proc.poll() is None:
             out = _stop(proc)
             assert "stopped" in out
+            assert TOKEN not in out, "secrets never reach the logs"
 
 
 @pytest.fixture
