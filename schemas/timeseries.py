@@ -24,9 +24,7 @@ def timescale_available(conn: Connection) -> bool:
 
 def samples_backend(conn: Connection) -> str:
     """Which storage the samples table uses in this database."""
-    row = conn.execute(
-        text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-    ).first()
+    row = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
     return TIMESCALE if row is not None else PARTITIONED
 
 

@@ -47,8 +47,10 @@ def pg_admin_url(data_dir: Path) -> Iterator[str]:
         yield "postgresql://postgres@127.0.0.1:5432/postgres"
     else:
         embedded_url, server = start_postgres(data_dir)
-        yield embedded_url.rsplit("/", 1)[0] + "/postgres" if "?" not in embedded_url else (
-            embedded_url.replace("/viu?", "/postgres?")
+        yield (
+            embedded_url.rsplit("/", 1)[0] + "/postgres"
+            if "?" not in embedded_url
+            else (embedded_url.replace("/viu?", "/postgres?"))
         )
         server.cleanup()
 

@@ -33,7 +33,9 @@ class Point:
     contract_version: int
 
 
-def _windows(first: date, last: date, granularity: Granularity, tz: str) -> list[tuple[str, datetime, datetime, Period]]:
+def _windows(
+    first: date, last: date, granularity: Granularity, tz: str
+) -> list[tuple[str, datetime, datetime, Period]]:
     out = []
     if granularity == "month":
         p, end = Period(first.year, first.month), Period(last.year, last.month)

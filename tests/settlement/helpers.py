@@ -25,16 +25,26 @@ def ok(r: Any, *codes: int) -> Any:
 
 def post_samples(api: Any, headers: dict[str, str], device: str, samples: list[Any]) -> None:
     for i in range(0, len(samples), 5000):
-        ok(api.post(f"/v1/telemetry/{device}", json={"samples": samples[i : i + 5000]}, headers=headers))
+        ok(
+            api.post(
+                f"/v1/telemetry/{device}", json={"samples": samples[i : i + 5000]}, headers=headers
+            )
+        )
 
 
-def statement(api: Any, headers: dict[str, str], contract_id: str, period: str, seq: int = 0) -> Any:
-    return ok(api.get(f"/v1/contracts/{contract_id}/statements/{period}?seq={seq}", headers=headers))
+def statement(
+    api: Any, headers: dict[str, str], contract_id: str, period: str, seq: int = 0
+) -> Any:
+    return ok(
+        api.get(f"/v1/contracts/{contract_id}/statements/{period}?seq={seq}", headers=headers)
+    )
 
 
 def run(api: Any, headers: dict[str, str], contract_id: str, period: str) -> Any:
     return ok(
         api.post(
-            "/v1/settlements/run", json={"period": period, "contract_id": contract_id}, headers=headers
+            "/v1/settlements/run",
+            json={"period": period, "contract_id": contract_id},
+            headers=headers,
         )
     )

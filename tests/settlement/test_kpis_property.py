@@ -31,9 +31,11 @@ START, END = period_bounds(PERIOD, TZ)
 CAUSES = ("unplanned", "planned", "customer", "external")
 
 # instants near both period edges and across the DST change, 7-minute grid (not bucket-aligned)
-GRID = [START + timedelta(minutes=7 * k) for k in range(-40, 40)] + [
-    datetime(2026, 10, 25, 0, 0, tzinfo=UTC) + timedelta(minutes=7 * k) for k in range(40)
-] + [END + timedelta(minutes=7 * k) for k in range(-40, 20)]
+GRID = (
+    [START + timedelta(minutes=7 * k) for k in range(-40, 40)]
+    + [datetime(2026, 10, 25, 0, 0, tzinfo=UTC) + timedelta(minutes=7 * k) for k in range(40)]
+    + [END + timedelta(minutes=7 * k) for k in range(-40, 20)]
+)
 
 
 @dataclass(frozen=True)
@@ -73,16 +75,23 @@ events = st.lists(st.one_of(samples(), notes()), min_size=1, max_size=60)
 
 
 def _payload(s: Sent) -> bytes:
-    return json.dumps(
-        {
-            "ts": s.ts.isoformat(),
-            "interval_s": s.interval_s,
-            "uptime_min": str(s.uptime),
-            "quality_min": str(s.quality),
-            "throughput": str(s.throughput),
-            "downtime_cause": s.cause,
-        }
-    ).replace('"uptime_min": "', '"uptime_min": ').replace('", "quality_min": "', ', "quality_min": ').replace('", "throughput": "', ', "throughput": ').replace('", "downtime_cause"', ', "downtime_cause"').encode()
+    return (
+        json.dumps(
+            {
+                "ts": s.ts.isoformat(),
+                "interval_s": s.interval_s,
+                "uptime_min": str(s.uptime),
+                "quality_min": str(s.quality),
+                "throughput": str(s.throughput),
+                "downtime_cause": s.cause,
+            }
+        )
+        .replace('"uptime_min": "', '"uptime_min": ')
+        .replace('", "quality_min": "', ', "quality_min": ')
+        .replace('", "throughput": "', ', "throughput": ')
+        .replace('", "downtime_cause"', ', "downtime_cause"')
+        .encode()
+    )
 
 
 def _r6(v: Decimal | None) -> Decimal | None:
@@ -145,10 +154,18 @@ def brute_force(history: list[Any], policy: str, excused: set[str]) -> dict[str,
 def _contract(engine: Engine, policy: str, excused: list[str]) -> None:
     body = ContractIn.model_validate(
         {
-            "contract_id": "PP-1", "provider": "P", "customer": "C", "currency": "EUR",
-            "timezone": TZ, "devices": list(DEVICES), "effective_from": "2026-01", "unit": "t",
-            "rated_capacity_per_hour": int(RATED), "missing_data": policy,
-            "excused_causes": excused, "terms": {"fixed_fee": "0"},
+            "contract_id": "PP-1",
+            "provider": "P",
+            "customer": "C",
+            "currency": "EUR",
+            "timezone": TZ,
+            "devices": list(DEVICES),
+            "effective_from": "2026-01",
+            "unit": "t",
+            "rated_capacity_per_hour": int(RATED),
+            "missing_data": policy,
+            "excused_causes": excused,
+            "terms": {"fixed_fee": "0"},
         }
     )
     empty_database(engine)
@@ -156,7 +173,9 @@ def _contract(engine: Engine, policy: str, excused: list[str]) -> None:
         contracts.create_contract(conn, body, "test")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     history=events,
     policy=st.sampled_from(["downtime", "excused", "uptime"]),

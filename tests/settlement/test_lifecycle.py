@@ -24,7 +24,11 @@ CONTRACT: dict[str, Any] = {
     "rated_capacity_per_hour": 100,
     "terms": {
         "fixed_fee": "1000.00",
-        "usage": {"basis": "throughput", "mode": "graduated", "tiers": [{"up_to": None, "price": "2.00"}]},
+        "usage": {
+            "basis": "throughput",
+            "mode": "graduated",
+            "tiers": [{"up_to": None, "price": "2.00"}],
+        },
         "kpis": [{"kpi": "availability", "target": 0.9, "penalty": {"per_point": "10.00"}}],
     },
 }
@@ -62,7 +66,9 @@ def test_draft_follows_new_data_until_issued(api, admin, contract) -> None:  # t
     run(api, admin, contract, "2026-02")
     _day(api, admin, 5, 300)  # a correction of 5 Feb
     assert run(api, admin, contract, "2026-02")["results"][0]["outcome"] == "updated"
-    usage = next(ln for ln in statement(api, admin, contract, "2026-02")["lines"] if ln["kind"] == "usage")
+    usage = next(
+        ln for ln in statement(api, admin, contract, "2026-02")["lines"] if ln["kind"] == "usage"
+    )
     assert Decimal(usage["amount"]) == Decimal("2.00") * (27 * 100 + 300)
 
 

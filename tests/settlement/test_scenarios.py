@@ -32,7 +32,9 @@ def test_worked_example_settles_to_the_expected_statement(api, admin, path: Path
     assert got["status"] == "draft"
     assert got["currency"] == contract["currency"]
     for kpi, value in want["kpis"].items():
-        assert Decimal(str(got["kpis"][kpi])) == Decimal(str(value)).quantize(Decimal("0.000001")), kpi
+        assert Decimal(str(got["kpis"][kpi])) == Decimal(str(value)).quantize(
+            Decimal("0.000001")
+        ), kpi
     assert _lines(got["lines"]) == _lines(want["lines"])
     assert Decimal(got["net"]) == Decimal(want["net"])
     assert all(ln["explanation"] for ln in got["lines"])

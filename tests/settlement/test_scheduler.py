@@ -20,15 +20,23 @@ def test_close_is_due_three_days_after_the_period_at_two_local() -> None:
     assert due == datetime(2026, 11, 4, 1, 0, tzinfo=UTC)  # 02:00 CET
 
 
-def test_tick_drafts_the_current_month_and_catches_up_missed_closes(api, admin, settings, db) -> None:  # type: ignore[no-untyped-def]
+def test_tick_drafts_the_current_month_and_catches_up_missed_closes(
+    api, admin, settings, db
+) -> None:  # type: ignore[no-untyped-def]
     ok(api.post("/v1/contracts", json=CONTRACT, headers=admin), 201)
     now = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
     ran = {(j.period.__str__(), j.kind) for j in tick(db, settings, now)}
-    assert ran == {("2026-04", "draft:2026-04-10"), ("2026-03", "close"), ("2026-02", "close"),
-                   ("2026-01", "close")}
+    assert ran == {
+        ("2026-04", "draft:2026-04-10"),
+        ("2026-03", "close"),
+        ("2026-02", "close"),
+        ("2026-01", "close"),
+    }
     assert tick(db, settings, now) == []
     with db.connect() as conn:
-        periods = conn.execute(text("SELECT period FROM statements ORDER BY period")).scalars().all()
+        periods = (
+            conn.execute(text("SELECT period FROM statements ORDER BY period")).scalars().all()
+        )
     assert periods == ["2026-01", "2026-02", "2026-03", "2026-04"]
 
 

@@ -38,9 +38,7 @@ def _samples_timescale(opts: dict[str, object]) -> None:
             "ALTER TABLE samples SET (timescaledb.compress, "
             "timescaledb.compress_segmentby = 'device_id', timescaledb.compress_orderby = 'ts')"
         )
-        op.execute(
-            f"SELECT add_compression_policy('samples', INTERVAL '{opts['compress_after']}')"
-        )
+        op.execute(f"SELECT add_compression_policy('samples', INTERVAL '{opts['compress_after']}')")
     if opts.get("retention"):
         op.execute(f"SELECT add_retention_policy('samples', INTERVAL '{opts['retention']}')")
 

@@ -59,8 +59,10 @@ def upgrade() -> None:
         "CREATE TRIGGER statements_issued_immutable BEFORE UPDATE OR DELETE ON statements "
         "FOR EACH ROW EXECUTE FUNCTION viu_statement_guard()"
     )
-    op.execute("CREATE TRIGGER statements_no_truncate BEFORE TRUNCATE ON statements "
-               "FOR EACH STATEMENT EXECUTE FUNCTION viu_refuse_change()")
+    op.execute(
+        "CREATE TRIGGER statements_no_truncate BEFORE TRUNCATE ON statements "
+        "FOR EACH STATEMENT EXECUTE FUNCTION viu_refuse_change()"
+    )
     op.execute(
         """
         CREATE TABLE settlement_runs (
