@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -115,6 +115,111 @@ class Sample(BaseModel):
             self.downtime_cause,
             self.seq,
         )
+
+
+_FIELDS = frozenset(
+    (
+        "ts",
+        "interval_s",
+        "uptime_min",
+        "quality_min",
+        "throughput",
+        "downtime_cause",
+        "seq",
+        "device_id",
+    )
+)
+_EXACT = Context(prec=100)  # uptime_min * 60 of inputs bounded to 50 digits is exact here
+_SIXTY = Decimal(60)
+
+
+def fast_sample(item: dict[str, Any]) -> Sample | None:
+    """``Sample.model_validate(item)`` for plainly valid input, without pydantic's machinery.
+
+    Returns None whenever the input is anything but an ordinary valid sample
+    (a missing or unknown key, a value of another type, out of range, …):
+    the caller then validates it with pydantic, which gives the same result
+    or the usual error. It uses the same validator functions and bounds, so
+    an accepted sample is equal, field by field, to the one pydantic builds.
+    """
+    if not item.keys() <= _FIELDS:
+        return None
+    try:
+        ts = parse_ts(item["ts"])
+        interval_s = item["interval_s"]
+        uptime = exact_number(item["uptime_min"])
+        quality = exact_number(item["quality_min"])
+        throughput = exact_number(item["throughput"])
+    except (KeyError, ValueError):
+        return None
+    cause = item.get("downtime_cause", "unplanned")
+    seq = item.get("seq")
+    device_id = item.get("device_id")
+    if (
+        type(interval_s) is not int
+        or not 1 <= interval_s <= 86_400
+        or uptime < 0
+        or quality < 0
+        or throughput < 0
+        or type(cause) is not str
+        or cause not in CAUSES
+        or (seq is not None and (type(seq) is not int or not -(2**63) <= seq < 2**63))
+        or (device_id is not None and type(device_id) is not str)
+        or _EXACT.multiply(uptime, _SIXTY) > interval_s
+        or quality > uptime
+    ):
+        return None
+    return _construct(
+        {
+            "ts": ts,
+            "interval_s": interval_s,
+            "uptime_min": uptime,
+            "quality_min": quality,
+            "throughput": throughput,
+            "downtime_cause": cause,
+            "seq": seq,
+            "device_id": device_id,
+        },
+        set(item),
+    )
+
+
+def _construct(values: dict[str, Any], fields_set: set[str]) -> Sample:
+    """What ``Sample.model_construct`` does for a model without aliases, extras or
+    private attributes, in a quarter of its time (it loops over every field's options)."""
+    if not _BYPASS:  # pragma: no cover - depends on the pydantic version
+        return Sample.model_construct(fields_set, **values)
+    m = Sample.__new__(Sample)
+    _set(m, "__dict__", values)
+    _set(m, "__pydantic_fields_set__", fields_set)
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    return m
+
+
+_set = object.__setattr__
+_BYPASS = True
+
+
+def _bypass_builds_what_pydantic_builds() -> bool:
+    """Checked once at import: a pydantic release that needs more falls back to model_construct."""
+    values: dict[str, Any] = {
+        "ts": TS_MIN,
+        "interval_s": 60,
+        "uptime_min": Decimal(1),
+        "quality_min": Decimal(1),
+        "throughput": Decimal(0),
+        "downtime_cause": "planned",
+        "seq": None,
+        "device_id": None,
+    }
+    ours = _construct(dict(values), set(values))
+    theirs = Sample.model_construct(set(values), **values)
+    attrs = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+    return ours == theirs and all(getattr(ours, a) == getattr(theirs, a) for a in attrs)
+
+
+_BYPASS = _bypass_builds_what_pydantic_builds()
 
 
 class Annotation(BaseModel):

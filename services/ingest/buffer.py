@@ -9,6 +9,7 @@ instead of this process holding it in memory.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ class Buffer(Generic[T]):
         self._cond = threading.Condition()
         self._closed = False
         self._last_put = 0.0
+        self._wake_weight = sys.maxsize  # set while a take() waits for a fuller batch
 
     def put(self, item: T, weight: int) -> None:
         """Add an item; blocks while full (an oversized item waits for an empty buffer)."""
@@ -42,7 +44,10 @@ class Buffer(Generic[T]):
             self._items.append((item, weight))
             self._queued += weight
             self._last_put = time.monotonic()
-            self._cond.notify_all()
+            # Wake the taker only when it has a reason to look: waking it for
+            # every message costs more than the message itself.
+            if len(self._items) == 1 or self._queued >= self._wake_weight:
+                self._cond.notify_all()
 
     def take(self, max_weight: int, linger_s: float, idle_s: float) -> Batch[T]:
         """Wait for items, then gather until ``max_weight``, ``linger_s`` or an ``idle_s`` lull.
@@ -55,11 +60,15 @@ class Buffer(Generic[T]):
             while not self._items and not self._closed:
                 self._cond.wait(0.5)
             deadline = time.monotonic() + linger_s
-            while not self._closed and self._queued < max_weight:
-                now = time.monotonic()
-                if now >= deadline or now - self._last_put >= idle_s:
-                    break
-                self._cond.wait(min(deadline - now, idle_s))
+            self._wake_weight = max_weight
+            try:
+                while not self._closed and self._queued < max_weight:
+                    now = time.monotonic()
+                    if now >= deadline or now - self._last_put >= idle_s:
+                        break
+                    self._cond.wait(min(deadline - now, idle_s - (now - self._last_put)))
+            finally:
+                self._wake_weight = sys.maxsize
             items: list[T] = []
             weight = 0
             while self._items and (not items or weight + self._items[0][1] <= max_weight):

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.telemetry import DEVICE_ID, MAX_BATCH, Sample
+from schemas.telemetry import DEVICE_ID, MAX_BATCH, Sample, fast_sample
 from services.errors import Invalid
 from services.ingest import jsonx
 
@@ -121,7 +121,7 @@ def _items(doc: Any) -> tuple[list[Any], bool]:
 def _sample(item: Any, device_id: str) -> Sample:
     if not isinstance(item, dict):
         raise Invalid("a sample must be a JSON object")
-    sample = Sample.model_validate(item)
+    sample = fast_sample(item) or Sample.model_validate(item)
     if sample.device_id is not None and sample.device_id != device_id:
         raise Invalid(f"device/topic mismatch: sample says '{sample.device_id[:80]}'")
     return sample

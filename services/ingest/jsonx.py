@@ -39,9 +39,22 @@ def iso(ts: datetime) -> str:
 
 
 def loads(raw: bytes | str) -> Any:
-    """Parse JSON keeping every fraction exact; NaN and Infinity are refused."""
-    return json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+    """Parse JSON keeping every fraction exact; NaN and Infinity are refused.
+
+    Exactly ``json.loads(raw, parse_float=Decimal, parse_constant=...)``,
+    with one decoder made once instead of one per call.
+    """
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+        text = raw
+    else:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    return _DECODER.decode(text)
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)

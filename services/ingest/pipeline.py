@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from services.ingest import metrics
-from services.ingest.decode import Message, Reject, decode
+from services.ingest.decode import Decoded, Message, Reject, decode
 from services.ingest.stats import SINCE_START, Outcome
 from services.ingest.writer import write_decoded, write_messages
 
@@ -67,6 +67,30 @@ def ingest(engine: Engine, messages: Sequence[Message], attempts: int = 5) -> Ou
             raise
         outcome = _split(engine, messages, attempts)
     record(outcome, len(messages), time.perf_counter() - started)
+    return outcome
+
+
+def ingest_decoded(engine: Engine, batch: Sequence[Decoded], attempts: int = 5) -> Outcome:
+    """``ingest`` for payloads decoded beforehand (the MQTT decoder thread decodes them).
+
+    A write may change what it is given (``reject_all``), so only the first
+    attempt uses ``batch``; a retry decodes the payloads again, exactly as
+    ``ingest`` does on every attempt. The caller must not reuse ``batch``.
+    """
+    started = time.perf_counter()
+    given: list[Sequence[Decoded]] = [batch]
+
+    def work(conn: Connection) -> Outcome:
+        todo = given.pop() if given else [decode(d.message) for d in batch]
+        return write_decoded(conn, todo)
+
+    try:
+        outcome = in_transaction(engine, work, attempts)
+    except DBAPIError as exc:
+        if not is_data_error(exc):
+            raise
+        outcome = _split(engine, [d.message for d in batch], attempts)
+    record(outcome, len(batch), time.perf_counter() - started)
     return outcome
 
 

@@ -30,7 +30,11 @@ def effective_cause(t: str) -> str:
 
 
 def _aggregate(source: str, sign: str) -> str:
-    """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``."""
+    """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``.
+
+    ``OFFSET 0`` keeps the subquery from being flattened, so the effective
+    cause is looked up once per row instead of once per cause column.
+    """
     downs = ",\n".join(
         f"trim_scale(coalesce(sum({sign} * {DOWN_MIN.format(t='s')}) "
         f"FILTER (WHERE s.eff = '{c}'), 0))"
@@ -43,7 +47,7 @@ def _aggregate(source: str, sign: str) -> str:
                trim_scale(sum({sign} * s.throughput)),
                {downs},
                max(s.received_at)
-        FROM (SELECT x.*, {effective_cause("x")} AS eff FROM {source} x) s
+        FROM (SELECT x.*, {effective_cause("x")} AS eff FROM {source} x OFFSET 0) s
         GROUP BY 1, 2 ORDER BY 1, 2
     """
 

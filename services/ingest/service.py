@@ -1,7 +1,11 @@
-"""``viu ingest``: MQTT consumer + bounded buffer + one writer thread.
+"""``viu ingest``: MQTT consumer + bounded buffer + a decoder and a writer thread.
 
 Exactly once, end to end: the writer commits a batch (samples, dead letters
 and counters in one transaction) and only then acknowledges its messages.
+The decoder takes the next batch from the buffer and decodes it while the
+writer waits on PostgreSQL for the current one (PostgreSQL works without the
+GIL), so Python and the database run in parallel; at most one decoded batch
+waits, and both count against the buffer until their commit.
 A crash before the commit loses nothing (the broker redelivers); a crash
 between commit and ack causes a redelivery that the idempotent write turns
 into duplicates, which change nothing.
@@ -10,6 +14,7 @@ into duplicates, which change nothing.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 
@@ -19,12 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.config import Settings
 from services.ingest import metrics, pipeline
 from services.ingest.buffer import Batch, Buffer
-from services.ingest.decode import Message
+from services.ingest.decode import Decoded, Message, decode
 from services.ingest.mqtt import AckToken, MqttConsumer
 
 log = logging.getLogger(__name__)
 
 Item = tuple[Message, AckToken]
+Ready = tuple[Batch[Item], list[Decoded]]
 STOP_FLUSH_S = 15.0
 
 
@@ -41,10 +47,17 @@ class IngestService:
         self.consumer = MqttConsumer(settings, mqtt_url, self._deliver)
         self._stopping = threading.Event()
         self._give_up_at = float("inf")
-        self._writer = threading.Thread(target=self._run, name="viu-ingest-writer", daemon=True)
+        self._ready: queue.Queue[Ready | None] = queue.Queue(maxsize=1)
+        self._decoder = threading.Thread(
+            target=self._decode_loop, name="viu-ingest-decoder", daemon=True
+        )
+        self._writer = threading.Thread(
+            target=self._write_loop, name="viu-ingest-writer", daemon=True
+        )
 
     def start(self) -> None:
         self._writer.start()
+        self._decoder.start()
         self.consumer.start()
 
     def is_connected(self) -> bool:
@@ -55,35 +68,43 @@ class IngestService:
         self._give_up_at = time.monotonic() + STOP_FLUSH_S
         self._stopping.set()
         self.buffer.close()
-        self._writer.join(STOP_FLUSH_S + 5)
+        self._decoder.join(STOP_FLUSH_S + 5)
+        self._writer.join(max(0.0, self._give_up_at + 5 - time.monotonic()))
         self.consumer.stop()
 
     def _deliver(self, message: Message, token: AckToken) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker keeps it for the next start
         self.buffer.put((message, token), sample_weight(message.payload))
-        metrics.BUFFER_FILL.set(self.buffer.fill)
 
-    def _run(self) -> None:
+    def _decode_loop(self) -> None:
         s = self.settings
-        while not (self._stopping.is_set() and self.buffer.empty()):
-            if time.monotonic() > self._give_up_at:
-                break
-            batch = self.buffer.take(
-                s.ingest_batch_size,
-                s.ingest_flush_ms / 1000,
-                idle_s=min(s.ingest_flush_ms / 1000, 0.02),
-            )
-            if batch.items:
-                self._commit(batch)
+        try:
+            while not (self._stopping.is_set() and self.buffer.empty()):
+                if time.monotonic() > self._give_up_at:
+                    break
+                batch = self.buffer.take(
+                    s.ingest_batch_size,
+                    s.ingest_flush_ms / 1000,
+                    idle_s=min(s.ingest_flush_ms / 1000, 0.02),
+                )
+                metrics.BUFFER_FILL.set(self.buffer.fill)  # per batch, not per message
+                if batch.items:
+                    self._ready.put((batch, [decode(m) for m, _ in batch.items]))
+        finally:
+            self._ready.put(None)
+
+    def _write_loop(self) -> None:
+        while (ready := self._ready.get()) is not None:
+            self._commit(*ready)
         log.info("ingest writer stopped")
 
-    def _commit(self, batch: Batch[Item]) -> None:
+    def _commit(self, batch: Batch[Item], decoded: list[Decoded]) -> None:
         """Write until committed (backing off on database errors), then acknowledge."""
         delay = 0.1
         while True:
             try:
-                pipeline.ingest(self.engine, [m for m, _ in batch.items], attempts=1)
+                pipeline.ingest_decoded(self.engine, decoded, attempts=1)
                 break
             except Exception as exc:  # the database is away (or worse): keep it, retry
                 metrics.RETRIES.inc()
@@ -96,7 +117,9 @@ class IngestService:
                 log.log(level, "batch not committed (%s); retrying in %.1fs", why, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        for _, token in batch.items:
-            self.consumer.ack(token)
+                decoded = [
+                    decode(m) for m, _ in batch.items
+                ]  # the failed write may have changed them
+        self.consumer.ack_many([token for _, token in batch.items])
         self.buffer.release(batch.weight)
         metrics.BUFFER_FILL.set(self.buffer.fill)

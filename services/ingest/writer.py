@@ -13,13 +13,14 @@ order ("generations"): the later one is a correction of the earlier.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+import psycopg
+from sqlalchemy import Connection, text
 
-from schemas.db import devices
 from schemas.timeseries import PARTITIONED, ensure_partitions, samples_backend
 from services.ingest import deadletters, rollups, stats
 from services.ingest.decode import Decoded, Message, decode
@@ -34,18 +35,20 @@ SAMPLE_COLUMNS = (
     "downtime_cause, seq, received_at"
 )
 CONTENT = "interval_s, uptime_min, quality_min, throughput, downtime_cause, seq"
-SETUP = (
-    """CREATE TEMP TABLE IF NOT EXISTS _viu_stage (
-         ord integer PRIMARY KEY, gen integer NOT NULL, device_id varchar(64) NOT NULL,
+# The work tables live as long as the database session and are emptied at
+# every commit (and TRUNCATEd at the start, in case a transaction was rolled
+# back): creating and dropping them per transaction cost more catalog work
+# than the rows themselves.
+SETUP = """CREATE TEMP TABLE IF NOT EXISTS _viu_stage (
+         ord integer NOT NULL, gen integer NOT NULL, device_id varchar(64) NOT NULL,
          ts timestamptz NOT NULL, interval_s integer NOT NULL, uptime_min numeric NOT NULL,
          quality_min numeric NOT NULL, throughput numeric NOT NULL,
          downtime_cause varchar(16) NOT NULL, seq bigint, received_at timestamptz NOT NULL,
-         kind text) ON COMMIT DROP""",
-    "CREATE TEMP TABLE IF NOT EXISTS _viu_old (LIKE samples) ON COMMIT DROP",
-    """CREATE TEMP TABLE IF NOT EXISTS _viu_delta (LIKE samples, sign integer NOT NULL)
-         ON COMMIT DROP""",
-    "TRUNCATE _viu_stage, _viu_old, _viu_delta",
-)
+         kind text) ON COMMIT DELETE ROWS;
+       CREATE TEMP TABLE IF NOT EXISTS _viu_old (LIKE samples) ON COMMIT DELETE ROWS;
+       CREATE TEMP TABLE IF NOT EXISTS _viu_delta (LIKE samples, sign integer NOT NULL,
+         gen integer) ON COMMIT DELETE ROWS;
+       TRUNCATE _viu_stage, _viu_old, _viu_delta"""
 
 
 def write_messages(conn: Connection, messages: Iterable[Message]) -> Outcome:
@@ -74,7 +77,15 @@ def reject_unknown_devices(conn: Connection, batch: Sequence[Decoded]) -> None:
     if not wanted:
         return
     known = set(
-        conn.execute(select(devices.c.device_id).where(devices.c.device_id.in_(wanted))).scalars()
+        conn.execute(
+            # A join, not "= ANY(:ids)": with a parameter array PostgreSQL
+            # compares every device with every element (milliseconds per batch).
+            text(
+                "SELECT d.device_id FROM unnest(CAST(:ids AS text[])) AS u(id) "
+                "JOIN devices d ON d.device_id = u.id"
+            ),
+            {"ids": sorted(wanted)},
+        ).scalars()
     )
     for d in batch:
         if d.samples and d.device_id not in known:
@@ -112,11 +123,11 @@ def _store_samples(conn: Connection, rows: list[tuple[Any, ...]], outcome: Outco
     _lock_devices(conn, sorted({r[2] for r in rows}))
     if samples_backend(conn) == PARTITIONED:  # TimescaleDB creates its chunks itself
         ensure_partitions(conn, {r[3] for r in rows})
-    for statement in SETUP:
-        conn.execute(text(statement))
+    _raw(conn).execute(SETUP)
     _copy(conn, rows)
-    for gen in range(1, max(r[1] for r in rows) + 1):
-        _generation(conn, gen, outcome)
+    sizes = Counter(r[1] for r in rows)
+    for gen in range(1, max(sizes) + 1):
+        _generation(conn, gen, sizes[gen], outcome)
     rollups.apply_deltas(conn, "_viu_delta")
 
 
@@ -131,24 +142,37 @@ def _lock_devices(conn: Connection, device_ids: list[str]) -> None:
     )
 
 
-def _copy(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+def _raw(conn: Connection) -> psycopg.Connection[Any]:
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY _viu_stage ({STAGE_COLUMNS}) FROM STDIN") as copy:
+    return raw  # type: ignore[no-any-return]
+
+
+def _copy(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    with (
+        _raw(conn).cursor() as cur,
+        cur.copy(f"COPY _viu_stage ({STAGE_COLUMNS}) FROM STDIN") as copy,
+    ):
         for row in rows:
             copy.write_row(row)
 
 
-def _generation(conn: Connection, gen: int, outcome: Outcome) -> None:
-    """Classify one generation as new / duplicate / correction and apply it."""
+def _generation(conn: Connection, gen: int, size: int, outcome: Outcome) -> None:
+    """Classify one generation as new / duplicate / correction and apply it.
+
+    The new rows and their rollup deltas are written by one statement; only
+    when some rows already existed are the staged rows marked and joined
+    (after ANALYZE, so the planner hashes instead of looping over pairs).
+    """
     p = {"g": gen}
-    size = conn.execute(text("SELECT count(*) FROM _viu_stage WHERE gen = :g"), p).scalar_one()
     new = conn.execute(text(INSERT_NEW), p).rowcount
     outcome.stored += new
     if new < size:
-        conn.execute(text("ANALYZE _viu_stage"))
+        conn.execute(text("ANALYZE _viu_stage, _viu_delta"))
+        conn.execute(text(MARK_NEW), p)
         conn.execute(text("TRUNCATE _viu_old"))
         conn.execute(text(LOCK_OLD), p)
+        conn.execute(text("ANALYZE _viu_old"))
         classified = conn.execute(text(CLASSIFY), p).mappings().all()
         kinds = {r["kind"]: r["n"] for r in classified}
         outcome.duplicates += kinds.get("duplicate", 0)
@@ -156,17 +180,23 @@ def _generation(conn: Connection, gen: int, outcome: Outcome) -> None:
         if kinds.get("correction"):
             for statement in CORRECT:
                 conn.execute(text(statement), p)
-    conn.execute(text(DELTA_NEW), p)
 
 
+# The new rows of a generation go into samples and, as +1 deltas, into
+# _viu_delta in one statement (RETURNING feeds the second insert).
 INSERT_NEW = f"""
 WITH ins AS (
   INSERT INTO samples ({SAMPLE_COLUMNS})
   SELECT {SAMPLE_COLUMNS} FROM _viu_stage WHERE gen = :g ORDER BY device_id, ts
   ON CONFLICT (device_id, ts) DO NOTHING
-  RETURNING device_id, ts)
-UPDATE _viu_stage s SET kind = 'new' FROM ins
-WHERE s.gen = :g AND s.device_id = ins.device_id AND s.ts = ins.ts
+  RETURNING {SAMPLE_COLUMNS})
+INSERT INTO _viu_delta ({SAMPLE_COLUMNS}, sign, gen)
+SELECT {SAMPLE_COLUMNS}, 1, :g FROM ins
+"""
+
+MARK_NEW = """
+UPDATE _viu_stage s SET kind = 'new' FROM _viu_delta d
+WHERE s.gen = :g AND d.gen = :g AND d.sign = 1 AND s.device_id = d.device_id AND s.ts = d.ts
 """
 
 # Locking the stored rows first means a concurrent writer cannot change them
@@ -198,14 +228,11 @@ CORRECT = (
     f"SELECT o.{SAMPLE_COLUMNS.replace(', ', ', o.')}, now() {_CORRECTED}",
     f"INSERT INTO _viu_delta ({SAMPLE_COLUMNS}, sign) "
     f"SELECT o.{SAMPLE_COLUMNS.replace(', ', ', o.')}, -1 {_CORRECTED}",
+    f"INSERT INTO _viu_delta ({SAMPLE_COLUMNS}, sign) "
+    f"SELECT n.{SAMPLE_COLUMNS.replace(', ', ', n.')}, 1 {_CORRECTED}",
     """UPDATE samples s SET interval_s = n.interval_s, uptime_min = n.uptime_min,
          quality_min = n.quality_min, throughput = n.throughput,
          downtime_cause = n.downtime_cause, seq = n.seq, received_at = n.received_at
        FROM _viu_stage n
        WHERE n.gen = :g AND n.kind = 'correction' AND s.device_id = n.device_id AND s.ts = n.ts""",
 )
-
-DELTA_NEW = f"""
-INSERT INTO _viu_delta ({SAMPLE_COLUMNS}, sign)
-SELECT {SAMPLE_COLUMNS}, 1 FROM _viu_stage WHERE gen = :g AND kind IN ('new', 'correction')
-"""
