@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from schemas.db import samples
 from schemas.telemetry import parse_ts
 from services.errors import Invalid
 from services.ingest import jsonx
@@ -41,18 +42,12 @@ def query_ts(value: str | None, name: str) -> datetime | None:
         raise Invalid(f"{name}: {exc}", field=name) from None
 
 
+SAMPLE_FIELDS = tuple(c.name for c in samples.columns if c.name != "device_id")
+
+
 def sample_out(row: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "ts",
-        "interval_s",
-        "uptime_min",
-        "quality_min",
-        "throughput",
-        "downtime_cause",
-        "seq",
-        "received_at",
-    )
-    return {k: row[k] for k in keys}
+    """A stored sample as the API shows it (its device is in the URL)."""
+    return {k: row[k] for k in SAMPLE_FIELDS}
 
 
 def dead_letter_out(row: dict[str, Any]) -> dict[str, Any]:
