@@ -75,6 +75,9 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from schemas.db import samples as samples_table  # noqa: E402
+from services.ingest.mqtt import varint  # noqa: E402
+
 DB_NAME_RE = re.compile(r"^viu_bench_ingest[a-z0-9_]*$")
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 SESSION_EXPIRY_S = 3600
@@ -88,17 +91,7 @@ TARGETS = {
     "rss_mb": 300,
 }
 REF_TABLE = "bench_ref_samples"
-SAMPLE_COLUMNS = (
-    "device_id",
-    "ts",
-    "interval_s",
-    "uptime_min",
-    "quality_min",
-    "throughput",
-    "downtime_cause",
-    "seq",
-    "received_at",
-)
+SAMPLE_COLUMNS = tuple(c.name for c in samples_table.columns)
 
 
 def say(msg: str) -> None:
@@ -199,15 +192,6 @@ class Workload:
 # --------------------------------------------------------------------------- a lean publisher
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = n >> 7, n & 0x7F
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _mqtt_str(b: bytes) -> bytes:
     return len(b).to_bytes(2, "big") + b
 
@@ -225,7 +209,7 @@ class RawPublisher:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         body = _mqtt_str(b"MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
         body += _mqtt_str(client_id.encode())
-        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        self.sock.sendall(b"\x10" + varint(len(body)) + body)
         connack = self._recv_exact(4)
         if connack[0] != 0x20 or connack[3] != 0:
             raise RuntimeError(f"broker refused the publisher: {connack!r}")
@@ -265,7 +249,7 @@ class RawPublisher:
                 raise RuntimeError("packet id still in flight")
             pending[pid] = 1
             rest = _mqtt_str(topic) + pid.to_bytes(2, "big")
-            buf += b"\x32" + _varint(len(rest) + len(payload)) + rest + payload
+            buf += b"\x32" + varint(len(rest) + len(payload)) + rest + payload
         with self._cond:
             self.sent += len(items)
         self.sock.sendall(buf)
@@ -895,9 +879,9 @@ class Bench:
                 "SELECT xmin::text::bigint, seq FROM samples WHERE ts >= %s AND ts < %s",
                 (lo, hi),
             ).fetchall()
-            epoch = (
-                int(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]) >> 32
-            )  # type: ignore[index]
+            current = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+            assert current is not None
+            epoch = int(current[0]) >> 32
         commit_at = observer.commit_times({(epoch << 32) | int(x) for x, _ in rows})
         lat_ms = sorted(
             (commit_at[(epoch << 32) | int(x)] - seq / 1_000_000) * 1000
@@ -1248,12 +1232,15 @@ def summary(b: Bench, info: dict[str, str]) -> None:
     rss_all: list[int] = []
     exact_all: list[bool] = []
     lost = dup = 0
+    for phase in ("single", "batch", "latency"):
+        if phase in r:
+            check = r[phase]["check"]
+            rss_all += r[phase]["rss"]
+            exact_all.append(check["exact"])
+            lost += check["lost"]
+            dup += check["duplicated"]
     if "single" in r:
         s = r["single"]
-        rss_all += s["rss"]
-        exact_all.append(s["check"]["exact"])
-        lost += s["check"]["lost"]
-        dup += s["check"]["duplicated"]
         ok = s["msgs_per_s"] >= TARGETS["single_msgs_per_s"]
         rows.append(
             (
@@ -1265,10 +1252,6 @@ def summary(b: Bench, info: dict[str, str]) -> None:
         )
     if "batch" in r:
         s = r["batch"]
-        rss_all += s["rss"]
-        exact_all.append(s["check"]["exact"])
-        lost += s["check"]["lost"]
-        dup += s["check"]["duplicated"]
         ok = s["samples_per_s"] >= TARGETS["batch_samples_per_s"]
         rows.append(
             (
@@ -1280,10 +1263,6 @@ def summary(b: Bench, info: dict[str, str]) -> None:
         )
     if "latency" in r:
         s = r["latency"]
-        rss_all += s["rss"]
-        exact_all.append(s["check"]["exact"])
-        lost += s["check"]["lost"]
-        dup += s["check"]["duplicated"]
         rows.append(
             (
                 "publish→commit p50 @ 10k msg/s",

@@ -44,6 +44,7 @@ from psycopg import sql
 from sqlalchemy import Engine, text
 
 from schemas.contract import ContractIn, ContractTerms
+from schemas.db import samples as samples_table
 from schemas.timeseries import ensure_partitions
 from services.config import load_settings
 from services.db import libpq_url, make_engine, upgrade
@@ -75,17 +76,7 @@ multiplier): with a mean episode of ~73 minutes, availability lands between ~0.9
 ~0.99, so some contracts earn bonuses and others pay penalties."""
 GAP_RATE = 1 / 30000
 """Missing-data gaps (device offline, nothing sent), so missing_data policies matter."""
-COPY_COLUMNS = (
-    "device_id",
-    "ts",
-    "interval_s",
-    "uptime_min",
-    "quality_min",
-    "throughput",
-    "downtime_cause",
-    "seq",
-    "received_at",
-)
+COPY_COLUMNS = tuple(c.name for c in samples_table.columns)
 COPY_TYPES = (
     "varchar",
     "timestamptz",

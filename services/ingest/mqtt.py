@@ -93,7 +93,8 @@ class ConnectionLost(Exception):
     """The broker closed the connection, refused it, or broke the protocol."""
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """MQTT's variable-length integer (remaining length, property lengths)."""
     out = bytearray()
     while True:
         n, digit = n >> 7, n & 0x7F
@@ -108,7 +109,7 @@ def _utf8(s: str) -> bytes:
 
 
 def _packet(kind: int, flags: int, body: bytes) -> bytes:
-    return bytes([kind << 4 | flags]) + _varint(len(body)) + body
+    return bytes([kind << 4 | flags]) + varint(len(body)) + body
 
 
 class MqttConsumer:
@@ -264,7 +265,7 @@ class MqttConsumer:
         head += KEEPALIVE_S.to_bytes(2, "big")
         if self.v5:  # Session Expiry Interval (0x11)
             props = b"\x11" + self.settings.mqtt_session_expiry_s.to_bytes(4, "big")
-            head += _varint(len(props)) + props
+            head += varint(len(props)) + props
         return _packet(CONNECT, 0, head + payload)
 
     def _subscribe_packet(self) -> bytes:
