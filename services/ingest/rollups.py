@@ -29,12 +29,15 @@ def effective_cause(t: str) -> str:
     )
 
 
-def _aggregate(source: str, sign: str) -> str:
+def _aggregate(source: str, sign: str, annotated: bool = True) -> str:
     """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``.
 
     ``OFFSET 0`` keeps the subquery from being flattened, so the effective
-    cause is looked up once per row instead of once per cause column.
+    cause is looked up once per row instead of once per cause column. With
+    ``annotated=False`` the caller knows no annotation covers any row of
+    ``source`` and the lookup is skipped: the effective cause is the sample's own.
     """
+    cause = effective_cause("x") if annotated else "x.downtime_cause"
     downs = ",\n".join(
         f"trim_scale(coalesce(sum({sign} * {DOWN_MIN.format(t='s')}) "
         f"FILTER (WHERE s.eff = '{c}'), 0))"
@@ -47,7 +50,7 @@ def _aggregate(source: str, sign: str) -> str:
                trim_scale(sum({sign} * s.throughput)),
                {downs},
                max(s.received_at)
-        FROM (SELECT x.*, {effective_cause("x")} AS eff FROM {source} x OFFSET 0) s
+        FROM (SELECT x.*, {cause} AS eff FROM {source} x OFFSET 0) s
         GROUP BY 1, 2 ORDER BY 1, 2
     """
 
@@ -66,12 +69,14 @@ ADDED = (
 )
 
 
-def apply_deltas(conn: Connection, deltas: str) -> None:
-    """Add the signed sample rows of temp table ``deltas`` (column ``sign``) to the rollups."""
+def apply_deltas(
+    conn: Connection, deltas: str, sign: str = "s.sign", annotated: bool = True
+) -> None:
+    """Add the rows of ``deltas`` (a table or subquery), each weighted by ``sign``, to the rollups."""
     sets = ", ".join(f"{c} = trim_scale(rollups.{c} + EXCLUDED.{c})" for c in ADDED)
     conn.execute(
         text(
-            f"INSERT INTO rollups ({COLUMNS}) {_aggregate(deltas, 's.sign')} "
+            f"INSERT INTO rollups ({COLUMNS}) {_aggregate(deltas, sign, annotated)} "
             f"ON CONFLICT (device_id, bucket) DO UPDATE SET {sets}, "
             "last_received_at = greatest(rollups.last_received_at, EXCLUDED.last_received_at)"
         )

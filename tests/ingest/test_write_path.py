@@ -108,3 +108,21 @@ def test_persisted_counters_add_up_exactly(db: Engine, write: Write) -> None:
         "sum(corrections) c, sum(dead_lettered) x FROM ingest_counters",
     )
     assert total == {"r": 6, "s": 2, "d": 1, "c": 1, "x": 2}
+
+
+def test_batch_of_stored_and_new_samples_is_classified_one_by_one(
+    db: Engine, write: Write
+) -> None:
+    """The all-new shortcut must give way as soon as one sample of the batch is stored."""
+    register(db, "d1")
+    write("d1", payload(sample(0), sample(5)))
+    out = write(
+        "d1",
+        payload(sample(10, throughput=Decimal("2.50")), sample(0), sample(5, throughput=1)),
+    )
+    assert (out.stored, out.duplicates, out.corrections) == (1, 1, 1)
+    stored = rows(db, "SELECT ts, throughput FROM samples ORDER BY ts")
+    assert [str(r["throughput"]) for r in stored] == ["12.125", "1", "2.50"]
+    (r,) = rows(db, "SELECT samples, throughput FROM rollups")
+    assert r == {"samples": 3, "throughput": Decimal("15.625")}
+    assert len(rows(db, "SELECT 1 FROM sample_revisions")) == 1
