@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr | None = None
 
     ingest_batch_size: int = Field(default=5000, ge=1, le=100_000)
-    ingest_flush_ms: int = Field(default=200, ge=1, le=60_000)
+    ingest_flush_ms: int = Field(default=10, ge=1, le=60_000)
     ingest_buffer_samples: int = Field(default=100_000, ge=100, le=5_000_000)
 
     settlement_grace_days: int = Field(default=3, ge=0, le=60)
