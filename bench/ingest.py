@@ -31,7 +31,7 @@ inserting transaction (``xmin``) is no longer in progress — no product hook.
 It owns its database (default ``viu_bench_ingest``): dropped, recreated and
 dropped again at the end unless ``--keep``. No other database name is accepted.
 
-    python bench/ingest.py --workers 2 --env VIU_INGEST_FLUSH_MS=25   # the issue's run (~4 min)
+    python bench/ingest.py --workers 2   # the issue's run (~4 min)
     python bench/ingest.py --messages 20000 --batch-messages 200 \\
         --latency-seconds 5 --naive-messages 2000   # a quick check
 """
