@@ -110,9 +110,7 @@ def test_persisted_counters_add_up_exactly(db: Engine, write: Write) -> None:
     assert total == {"r": 6, "s": 2, "d": 1, "c": 1, "x": 2}
 
 
-def test_batch_of_stored_and_new_samples_is_classified_one_by_one(
-    db: Engine, write: Write
-) -> None:
+def test_batch_of_stored_and_new_samples_is_classified_one_by_one(db: Engine, write: Write) -> None:
     """The all-new shortcut must give way as soon as one sample of the batch is stored."""
     register(db, "d1")
     write("d1", payload(sample(0), sample(5)))
