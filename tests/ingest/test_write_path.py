@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
+from services.ingest import writer
 from services.ingest.stats import Outcome
 from tests.ingest.conftest import T0, payload, register, rows, sample
 
@@ -124,3 +127,24 @@ def test_batch_of_stored_and_new_samples_is_classified_one_by_one(db: Engine, wr
     (r,) = rows(db, "SELECT samples, throughput FROM rollups")
     assert r == {"samples": 3, "throughput": Decimal("15.625")}
     assert len(rows(db, "SELECT 1 FROM sample_revisions")) == 1
+
+
+def test_new_data_is_inserted_without_classification(
+    db: Engine, write: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual case stays cheap: only a batch with stored samples is classified."""
+    register(db, "d1")
+    classified: list[int] = []
+    real = writer._generation
+
+    def spy(conn: Any, gen: int, *rest: Any) -> None:
+        classified.append(gen)
+        real(conn, gen, *rest)
+
+    monkeypatch.setattr(writer, "_generation", spy)
+    write("d1", payload(sample(0), sample(5)), payload(sample(10)))
+    assert classified == []
+    write("d1", payload(sample(10), sample(15)))
+    assert classified == [1]
+    write("d1", payload(sample(20), sample(20, throughput=1)))
+    assert classified == [1, 2]  # generation 1 was new, generation 2 corrects it
