@@ -54,7 +54,7 @@ from services.settlement.engine import inputs_digest, settle
 from services.settlement.kpis import DeviceUsage
 from services.settlement.periods import Period, period_bounds
 from services.settlement.statements import Computed
-from services.settlement.usage import load_usage
+from services.settlement.usage import device_usage, load_usage
 
 DB_NAME_RE = re.compile(r"^viu_bench_settlement[a-z0-9_]*$")
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -620,28 +620,7 @@ def raw_usage(conn: Any, devices: list[str], start: datetime, end: datetime) -> 
         r.device_id: r
         for r in conn.execute(RAW_USAGE_SQL, {"devices": devices, "start": start, "end": end})
     }
-    usage = []
-    for device_id in devices:
-        r = rows.get(device_id)
-        if r is None:
-            usage.append(DeviceUsage(device_id=device_id))
-            continue
-        usage.append(
-            DeviceUsage(
-                device_id=device_id,
-                reported_min=Decimal(r.reported_s) / Decimal(60),
-                uptime_min=Decimal(r.uptime_min),
-                quality_min=Decimal(r.quality_min),
-                throughput=Decimal(r.throughput),
-                down_min={
-                    "unplanned": Decimal(r.down_unplanned),
-                    "planned": Decimal(r.down_planned),
-                    "customer": Decimal(r.down_customer),
-                    "external": Decimal(r.down_external),
-                },
-            )
-        )
-    return usage
+    return [device_usage(d, rows.get(d)) for d in devices]
 
 
 def terms_in_force(conn: Any, contract_id: str, period: Period) -> ContractTerms:

@@ -54,12 +54,13 @@ def usage_between(
         r.device_id: r
         for r in conn.execute(USAGE_SQL, {"devices": devices, "start": start, "end": end})
     }
-    usage = [_device_usage(d, rows.get(d)) for d in devices]
+    usage = [device_usage(d, rows.get(d)) for d in devices]
     marks = [r.watermark for r in rows.values() if r.watermark is not None]
     return usage, max(marks) if marks else None
 
 
-def _device_usage(device_id: str, r: Any) -> DeviceUsage:
+def device_usage(device_id: str, r: Any) -> DeviceUsage:
+    """§3.1 quantities of one device from a row of summed rollup columns (None: no data)."""
     if r is None:
         return DeviceUsage(device_id=device_id)
     return DeviceUsage(
