@@ -315,20 +315,10 @@ class MqttConsumer:
         deliver = self.deliver
         while size - pos >= 2:
             first = data[pos]
-            length = 0
-            shift = 0
-            i = pos + 1
-            while True:
-                if i >= size:
-                    return data[pos:], 0
-                byte = data[i]
-                length |= (byte & 0x7F) << shift
-                i += 1
-                if not byte & 0x80:
-                    break
-                shift += 7
-                if shift > 21:
-                    raise ConnectionLost("malformed remaining length")
+            header = read_varint(data, pos + 1)
+            if header is None:
+                return data[pos:], 0
+            length, i = header
             end = i + length
             if end > size:
                 return data[pos:], end - pos
@@ -343,16 +333,10 @@ class MqttConsumer:
                     mid = (data[j] << 8) | data[j + 1]
                     j += 2
                 if v5:  # skip the properties
-                    plen = 0
-                    shift = 0
-                    while True:
-                        byte = data[j]
-                        j += 1
-                        plen |= (byte & 0x7F) << shift
-                        if not byte & 0x80:
-                            break
-                        shift += 7
-                    j += plen
+                    props = read_varint(data, j, end)
+                    if props is None:
+                        raise ConnectionLost("malformed PUBLISH properties")
+                    j = props[0] + props[1]
                 deliver(Message(topic, data[j:end], received_at), AckToken(generation, mid, qos))
             elif kind == SUBACK:
                 codes = data[i + 2 : end]
@@ -436,24 +420,33 @@ class MqttConsumer:
         metrics.CONNECTED.set(0)
 
 
-def _first_packet(data: bytes) -> tuple[int | None, bytes, int]:
-    """(type, body, end) of the first whole packet in ``data``, or (None, b"", 0)."""
-    if len(data) < 2:
-        return None, b"", 0
-    length = 0
+def read_varint(data: bytes, i: int, end: int | None = None) -> tuple[int, int] | None:
+    """The MQTT variable byte integer at ``data[i]`` and the index after it.
+
+    None when ``data`` (or ``data[:end]``) ends before the integer does; a
+    fifth byte is malformed (the largest value takes four).
+    """
+    stop = len(data) if end is None else end
+    value = 0
     shift = 0
-    i = 1
-    while True:
-        if i >= len(data):
-            return None, b"", 0
+    while i < stop:
         byte = data[i]
-        length |= (byte & 0x7F) << shift
+        value |= (byte & 0x7F) << shift
         i += 1
         if not byte & 0x80:
-            break
+            return value, i
         shift += 7
         if shift > 21:
-            raise ConnectionLost("malformed remaining length")
+            raise ConnectionLost("malformed variable byte integer")
+    return None
+
+
+def _first_packet(data: bytes) -> tuple[int | None, bytes, int]:
+    """(type, body, end) of the first whole packet in ``data``, or (None, b"", 0)."""
+    header = read_varint(data, 1) if len(data) >= 2 else None
+    if header is None:
+        return None, b"", 0
+    length, i = header
     if i + length > len(data):
         return None, b"", 0
     return data[0] >> 4, data[i : i + length], i + length
