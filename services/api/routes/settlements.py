@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from schemas.contract import ID_PATTERN
 from schemas.db import contracts, statements
+from schemas.statement import LINE_KINDS
 from services.api import problems
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
@@ -147,13 +148,7 @@ CSV_COLUMNS = [
     "status",
     "currency",
     "contract_version",
-    "fixed_fee",
-    "usage",
-    "penalty",
-    "bonus",
-    "penalty_cap",
-    "bonus_cap",
-    "gain_share",
+    *LINE_KINDS,  # one column per line kind, in the spec's order
     "net",
     "issued_at",
     "issued_by",
