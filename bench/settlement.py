@@ -45,6 +45,7 @@ from sqlalchemy import Engine, text
 
 from schemas.contract import ContractIn, ContractTerms
 from schemas.db import samples as samples_table
+from schemas.periods import Period, period_bounds
 from schemas.timeseries import ensure_partitions
 from services.config import load_settings
 from services.db import libpq_url, make_engine, upgrade
@@ -52,7 +53,6 @@ from services.ingest.rollups import rebuild_rollups
 from services.settlement import contracts, runs
 from services.settlement.engine import inputs_digest, settle
 from services.settlement.kpis import DeviceUsage
-from services.settlement.periods import Period, period_bounds
 from services.settlement.statements import Computed
 from services.settlement.usage import device_usage, load_usage
 

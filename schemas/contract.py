@@ -24,38 +24,15 @@ from pydantic import (
     field_validator,
 )
 
-from services.settlement.money import is_known_currency
-from services.settlement.periods import Period, zone
-
-KpiName = Literal[
-    "availability",
-    "quality_rate",
-    "performance",
-    "utilisation",
-    "oee",
-    "throughput",
-    "utilised_capacity_hours",
-    "uptime_hours",
-]
-KPI_NAMES: tuple[KpiName, ...] = (
-    "availability",
-    "quality_rate",
-    "performance",
-    "utilisation",
-    "oee",
-    "throughput",
-    "utilised_capacity_hours",
-    "uptime_hours",
+from schemas.money import is_known_currency
+from schemas.periods import Period, zone
+from schemas.vocabulary import (
+    DEFAULT_EXCUSED_CAUSES,
+    DowntimeCause,
+    KpiName,
+    MissingDataPolicy,
+    UsageBasis,
 )
-RATIO_KPIS: frozenset[KpiName] = frozenset(
-    {"availability", "quality_rate", "performance", "utilisation", "oee"}
-)
-"""KPIs whose "one point" is 0.01; the others count points in their own unit."""
-
-DowntimeCause = Literal["unplanned", "planned", "customer", "external"]
-DOWNTIME_CAUSES: tuple[DowntimeCause, ...] = ("unplanned", "planned", "customer", "external")
-DEFAULT_EXCUSED_CAUSES: tuple[DowntimeCause, ...] = ("planned", "customer", "external")
-MissingDataPolicy = Literal["downtime", "excused", "uptime"]
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
@@ -124,7 +101,7 @@ class Tier(_Model):
 class Usage(_Model):
     """The usage charge: which quantity is billed, how tiers apply, the floor."""
 
-    basis: Literal["throughput", "utilised_capacity_hours", "uptime_hours"] = "throughput"
+    basis: UsageBasis = "throughput"
     mode: Literal["graduated", "volume"] = "graduated"
     minimum_commitment: Quantity = Decimal(0)
     tiers: list[Tier] = Field(min_length=1)

@@ -23,7 +23,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from schemas.vocabulary import DOWNTIME_CAUSES
+
 metadata = MetaData()
+
+
+def down_column(cause: str) -> str:
+    """The rollup column summing the downtime minutes of ``cause``."""
+    return f"down_{cause}"
+
 
 api_tokens = Table(
     "api_tokens",
@@ -143,10 +151,7 @@ rollups = Table(
     Column("uptime_min", Numeric, nullable=False),
     Column("quality_min", Numeric, nullable=False),
     Column("throughput", Numeric, nullable=False),
-    Column("down_unplanned", Numeric, nullable=False),
-    Column("down_planned", Numeric, nullable=False),
-    Column("down_customer", Numeric, nullable=False),
-    Column("down_external", Numeric, nullable=False),
+    *(Column(down_column(c), Numeric, nullable=False) for c in DOWNTIME_CAUSES),
     Column("last_received_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -20,21 +20,10 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.contract import KPI_NAMES, DowntimeCause, json_number
-from services.settlement.money import round_money
+from schemas.contract import json_number
+from schemas.money import round_money
+from schemas.vocabulary import KPI_NAMES, DowntimeCause, LineKind
 
-LineKind = Literal[
-    "fixed_fee", "usage", "penalty", "bonus", "penalty_cap", "bonus_cap", "gain_share"
-]
-LINE_KINDS: tuple[LineKind, ...] = (
-    "fixed_fee",
-    "usage",
-    "penalty",
-    "bonus",
-    "penalty_cap",
-    "bonus_cap",
-    "gain_share",
-)
 EvaluationStatus = Literal[
     "undefined", "penalty", "within_deadband", "below_target", "on_target", "bonus"
 ]

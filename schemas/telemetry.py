@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, localcontext
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from schemas.vocabulary import DEFAULT_CAUSE, DOWNTIME_CAUSES, DowntimeCause
+
 DEVICE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BATCH = 10_000
-CAUSES = ("unplanned", "planned", "customer", "external")
-Cause = Literal["unplanned", "planned", "customer", "external"]
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,7 +90,7 @@ class Sample(BaseModel):
     uptime_min: Annotated[Number, Field(ge=0)]
     quality_min: Annotated[Number, Field(ge=0)]
     throughput: Annotated[Number, Field(ge=0)]
-    downtime_cause: Cause = "unplanned"
+    downtime_cause: DowntimeCause = DEFAULT_CAUSE
     seq: Annotated[int, BeforeValidator(strict_int), Field(ge=-(2**63), lt=2**63)] | None = None
     device_id: str | None = None
 
@@ -159,7 +159,7 @@ def fast_sample(item: dict[str, Any]) -> Sample | None:
         throughput = _number(item["throughput"])
     except (KeyError, ValueError):
         return None
-    cause = item.get("downtime_cause", "unplanned")
+    cause = item.get("downtime_cause", DEFAULT_CAUSE)
     seq = item.get("seq")
     device_id = item.get("device_id")
     if (
@@ -169,7 +169,7 @@ def fast_sample(item: dict[str, Any]) -> Sample | None:
         or quality < _ZERO
         or throughput < _ZERO
         or type(cause) is not str
-        or cause not in CAUSES
+        or cause not in DOWNTIME_CAUSES
         or (seq is not None and (type(seq) is not int or not -(2**63) <= seq < 2**63))
         or (device_id is not None and type(device_id) is not str)
         or quality > uptime
@@ -256,7 +256,7 @@ class Annotation(BaseModel):
     device_id: Annotated[str, Field(pattern=DEVICE_ID.pattern)]
     from_ts: Annotated[Timestamp, Field(alias="from")]
     to_ts: Annotated[Timestamp, Field(alias="to")]
-    cause: Cause
+    cause: DowntimeCause
     note: Annotated[str, Field(max_length=2000)] = ""
     author: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 

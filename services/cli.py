@@ -82,8 +82,8 @@ def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from services.ingest.simulator import options_from, simulate
     from services.runtime import resolved
+    from services.simulator import options_from, simulate
 
     options = options_from(args)
     with resolved(settings, need_broker=False, say=_err) as res:
@@ -121,7 +121,7 @@ def _err(msg: str) -> None:
 
 def _period(value: str) -> str:
     """Checked while parsing, before anything connects to a database."""
-    from services.settlement.periods import InvalidPeriod, Period
+    from schemas.periods import InvalidPeriod, Period
 
     try:
         return str(Period.parse(value))
@@ -256,9 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         from sqlalchemy.exc import OperationalError
 
+        from schemas.money import UnknownCurrency
+        from schemas.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
         from services.errors import ViuError
-        from services.settlement.money import UnknownCurrency
-        from services.settlement.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
 
         if isinstance(exc, ViuError):
             _err(f"viu: {exc.detail}")

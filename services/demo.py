@@ -28,10 +28,15 @@ from sqlalchemy import Connection, Engine, func, select
 from schemas.contract import ContractIn
 from schemas.db import contracts as contracts_table
 from schemas.db import samples
+from schemas.periods import Period, period_bounds, period_of
 from services import audit
 from services.api.tokens import authenticate, create_token
 from services.config import Settings
-from services.ingest.simulator import (
+from services.settlement import contracts, runs, statements
+from services.settlement.costs import CostIn, add_cost, list_costs
+from services.settlement.proposals import repository as proposals_repo
+from services.settlement.proposals import service as proposals
+from services.simulator import (
     DeviceProfile,
     SimDevice,
     SimSample,
@@ -39,11 +44,6 @@ from services.ingest.simulator import (
     generate,
     progress_bar,
 )
-from services.settlement import contracts, runs, statements
-from services.settlement.costs import CostIn, add_cost, list_costs
-from services.settlement.periods import Period, period_bounds, period_of
-from services.settlement.proposals import repository as proposals_repo
-from services.settlement.proposals import service as proposals
 
 Say = Callable[[str], None]
 ACTOR = "viu demo"

@@ -20,14 +20,15 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import Engine
 
-from schemas.telemetry import CAUSES, Sample
+from schemas.telemetry import Sample
+from schemas.vocabulary import DOWNTIME_CAUSES as CAUSES
 from services.cli import main
 from services.config import Settings
 from services.embedded import free_port
 from services.ingest import jsonx, stats
 from services.ingest.decode import Message, decode
 from services.ingest.service import IngestService
-from services.ingest.simulator import (
+from services.simulator import (
     DeviceProfile,
     FaultInjector,
     Faults,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from schemas.vocabulary import DOWNTIME_CAUSES, LINE_LABELS, MISSING
+
 WIDTH, HEIGHT = 560, 230
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 28, 62
 PALETTE = ("#0969da", "#1a7f37", "#bf8700", "#cf222e", "#8250df", "#57606a", "#1b7c83")
@@ -230,16 +232,8 @@ def color(index: int) -> str:
 
 # --- the quarterly review pack's charts (spec §5)
 
-MONEY_KINDS = (
-    ("fixed_fee", "fixed fee"),
-    ("usage", "usage"),
-    ("bonus", "bonuses"),
-    ("penalty", "penalties"),
-    ("penalty_cap", "penalty cap"),
-    ("bonus_cap", "bonus cap"),
-    ("gain_share", "gain share"),
-)
-CAUSES = ("unplanned", "planned", "customer", "external", "missing")
+MONEY_KINDS = tuple(LINE_LABELS.items())
+CAUSES = (*DOWNTIME_CAUSES, MISSING)
 
 
 def _settled(pack: dict[str, Any]) -> list[dict[str, Any]]:
@@ -301,8 +295,8 @@ def downtime_chart(pack: dict[str, Any]) -> str:
     for i, cause in enumerate(CAUSES):
         minutes = [_get(m, "downtime_min", cause) for m in months]
         hours = [None if v is None else v / 60 for v in minutes]
-        name = "no data" if cause == "missing" else cause
-        series.append(Series(name, hours, color(i + 2) if cause != "missing" else "#8c959f"))
+        name = "no data" if cause == MISSING else cause
+        series.append(Series(name, hours, color(i + 2) if cause != MISSING else "#8c959f"))
     return bar_chart(
         "Downtime by cause (hours)", [m["period"] for m in months], series, stacked=True
     )

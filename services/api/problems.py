@@ -115,8 +115,8 @@ async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    from services.settlement.money import UnknownCurrency
-    from services.settlement.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
+    from schemas.money import UnknownCurrency
+    from schemas.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
 
     for domain_error in (InvalidPeriod, NaiveDatetime, UnknownTimezone, UnknownCurrency):
         app.add_exception_handler(domain_error, _bad_value)

@@ -6,6 +6,8 @@ import json
 from html import escape
 from typing import Any
 
+from schemas.vocabulary import LINE_KINDS
+
 PAGE_CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1b1f24;margin:2rem auto;
 max-width:60rem;padding:0 1rem}
@@ -116,16 +118,7 @@ def _kpi_table(months: list[dict[str, Any]]) -> str:
 
 def _money_table(pack: dict[str, Any]) -> str:
     months = pack["months"]
-    kinds = [
-        "fixed_fee",
-        "usage",
-        "bonus",
-        "penalty",
-        "penalty_cap",
-        "bonus_cap",
-        "gain_share",
-        "net",
-    ]
+    kinds = [*LINE_KINDS, "net"]
     head = "".join(f"<th class='num'>{escape(m['period'])}</th>" for m in months)
     rows = "".join(
         f"<tr><td>{escape(kind)}</td>"

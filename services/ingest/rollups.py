@@ -15,9 +15,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from schemas.db import down_column, rollups
+from schemas.vocabulary import DOWNTIME_CAUSES
+
 BUCKET = "date_bin('15 minutes', {t}.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 DOWN_MIN = "({t}.interval_s / 60.0 - {t}.uptime_min)"
-CAUSES = ("unplanned", "planned", "customer", "external")
 
 
 def effective_cause(t: str) -> str:
@@ -41,7 +43,7 @@ def _aggregate(source: str, sign: str, annotated: bool = True) -> str:
     downs = ",\n".join(
         f"trim_scale(coalesce(sum({sign} * {DOWN_MIN.format(t='s')}) "
         f"FILTER (WHERE s.eff = '{c}'), 0))"
-        for c in CAUSES
+        for c in DOWNTIME_CAUSES
     )
     return f"""
         SELECT s.device_id, {BUCKET.format(t="s")} AS bucket,
@@ -55,17 +57,14 @@ def _aggregate(source: str, sign: str, annotated: bool = True) -> str:
     """
 
 
-COLUMNS = (
-    "device_id, bucket, samples, reported_s, uptime_min, quality_min, throughput, "
-    "down_unplanned, down_planned, down_customer, down_external, last_received_at"
-)
+COLUMNS = ", ".join(c.name for c in rollups.columns)
 ADDED = (
     "samples",
     "reported_s",
     "uptime_min",
     "quality_min",
     "throughput",
-    *(f"down_{c}" for c in CAUSES),
+    *(down_column(c) for c in DOWNTIME_CAUSES),
 )
 
 

@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from schemas.contract import ContractIn, ContractTerms
 from schemas.db import contract_versions, contracts, devices
+from schemas.periods import Period
 from services.errors import Conflict, NotFound
-from services.settlement.periods import Period
 
 
 @dataclass(frozen=True)

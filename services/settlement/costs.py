@@ -16,10 +16,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from sqlalchemy import Connection, func, insert, select
 
 from schemas.db import costs
+from schemas.money import decimal_context, minor_unit, round_money
+from schemas.periods import Period
 from services.errors import Invalid
 from services.settlement import contracts
-from services.settlement.money import decimal_context, minor_unit, round_money
-from services.settlement.periods import Period
 
 MAX_AMOUNT = Decimal("1e15")
 

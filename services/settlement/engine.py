@@ -14,24 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from schemas.contract import (
-    KPI_NAMES,
-    RATIO_KPIS,
-    ContractTerms,
-    CreditsPenalty,
-    KpiName,
-    KpiRule,
-    Tier,
-    Usage,
-)
+from schemas.contract import ContractTerms, CreditsPenalty, KpiRule, Tier, Usage
+from schemas.money import decimal_context, format_money, plain, round_kpi, round_money
+from schemas.periods import Period, period_minutes
 from schemas.statement import (
     DeviceSummary,
     EvaluationStatus,
     KpiEvaluation,
-    LineKind,
     StatementBody,
     StatementLine,
 )
+from schemas.vocabulary import KPI_NAMES, RATIO_KPIS, KpiName, LineKind, point_of
 from services.settlement.kpis import (
     ZERO,
     DeviceQuantities,
@@ -39,13 +32,9 @@ from services.settlement.kpis import (
     device_quantities,
     fleet_kpis,
 )
-from services.settlement.money import decimal_context, format_money, plain, round_kpi, round_money
-from services.settlement.periods import Period, period_minutes
 
 TIMES = "\u00d7"
 MINUS = "\u2212"
-RATIO_POINT = Decimal("0.01")
-UNIT_POINT = Decimal(1)
 
 
 class SettlementError(ValueError):
@@ -241,11 +230,6 @@ def _usage_text(usage: Usage, charge: UsageCharge, unit: str) -> str:
         f"{usage.basis} {quantity} {unit}; billable = {billable}; "
         f"{usage.mode}: {parts or 'nothing billable'}"
     )
-
-
-def point_of(kpi: KpiName) -> Decimal:
-    """One point: 0.01 for ratio KPIs, one unit for the others (§3.3 step 4)."""
-    return RATIO_POINT if kpi in RATIO_KPIS else UNIT_POINT
 
 
 def _points_word(kpi: KpiName, unit: str) -> str:

@@ -11,8 +11,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from schemas.contract import DOWNTIME_CAUSES, DowntimeCause, KpiName, MissingDataPolicy
-from services.settlement.money import decimal_context, round_kpi
+from schemas.money import decimal_context, round_kpi
+from schemas.vocabulary import DOWNTIME_CAUSES, DowntimeCause, KpiName, MissingDataPolicy
 
 ZERO = Decimal(0)
 SIXTY = Decimal(60)

@@ -23,14 +23,14 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection
 
 from schemas.contract import ContractTerms, json_number
+from schemas.money import decimal_context
+from schemas.periods import Period, period_bounds, period_minutes, period_of
 from schemas.statement import KpiEvaluation, StatementBody
 from services.config import Settings
 from services.errors import Conflict, Unavailable, ViuError
 from services.settlement import contracts
 from services.settlement.engine import settle
 from services.settlement.kpis import DeviceUsage, device_quantities, fleet_kpis
-from services.settlement.money import decimal_context
-from services.settlement.periods import Period, period_bounds, period_minutes, period_of
 from services.settlement.usage import load_usage
 
 log = logging.getLogger(__name__)

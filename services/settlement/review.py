@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from schemas.contract import DOWNTIME_CAUSES, ContractTerms, json_number
-from schemas.statement import LINE_KINDS, StatementBody
+from schemas.contract import ContractTerms, json_number
+from schemas.money import decimal_context, format_money, round_kpi
+from schemas.periods import Quarter
+from schemas.statement import StatementBody
+from schemas.vocabulary import DOWNTIME_CAUSES, LINE_KINDS, MISSING
 from services.settlement import contracts
-from services.settlement.money import decimal_context, format_money, round_kpi
-from services.settlement.periods import Quarter
 from services.settlement.proposals import repository as proposals_repo
 from services.settlement.proposals.history import SettledPeriod, settled_periods
 from services.settlement.value import ValueSplit, customer_view, provider_view, splits_for
@@ -54,11 +55,11 @@ def _targets(body: StatementBody) -> list[dict[str, Any]]:
 
 def downtime_by_cause(body: StatementBody, terms: ContractTerms) -> dict[str, Decimal]:
     """Reported downtime per cause, and unreported minutes apart (not folded into unplanned)."""
-    out = {cause: ZERO for cause in (*DOWNTIME_CAUSES, "missing")}
+    out = {cause: ZERO for cause in (*DOWNTIME_CAUSES, MISSING)}
     for d in body.devices:
         for cause in DOWNTIME_CAUSES:
             out[cause] += d.down_min.get(cause, ZERO)
-        out["missing"] += d.missing_min
+        out[MISSING] += d.missing_min
         if terms.missing_data == "downtime":
             out["unplanned"] -= d.missing_min
     return out

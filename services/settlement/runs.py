@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Connection, Engine
 
+from schemas.periods import Period, period_bounds
 from services.errors import Conflict
 from services.settlement import contracts, statements
 from services.settlement.engine import inputs_digest, settle
-from services.settlement.periods import Period, period_bounds
 from services.settlement.proposals import service as proposals
 from services.settlement.statements import Computed, Outcome
 from services.settlement.usage import load_usage

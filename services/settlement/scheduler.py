@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from schemas.periods import Period, period_bounds, period_of, zone
 from services.config import Settings
 from services.errors import Conflict
 from services.settlement import contracts, outlook, runs
-from services.settlement.periods import Period, period_bounds, period_of, zone
 
 log = logging.getLogger(__name__)
 

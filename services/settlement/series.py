@@ -9,16 +9,16 @@ from typing import Literal
 
 from sqlalchemy import Connection
 
-from schemas.contract import KpiName
-from services.errors import Invalid
-from services.settlement.contracts import Version, version_in_force
-from services.settlement.kpis import device_quantities, fleet_kpis
-from services.settlement.periods import (
+from schemas.periods import (
     Period,
     day_bounds,
     minutes_between,
     period_bounds,
 )
+from schemas.vocabulary import KpiName
+from services.errors import Invalid
+from services.settlement.contracts import Version, version_in_force
+from services.settlement.kpis import device_quantities, fleet_kpis
 from services.settlement.usage import usage_between
 
 Granularity = Literal["day", "month"]

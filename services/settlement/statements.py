@@ -15,10 +15,10 @@ from typing import Any, Literal
 from sqlalchemy import Connection, delete, insert, select, text, update
 
 from schemas.db import statements
+from schemas.money import round_money
+from schemas.periods import Period
 from schemas.statement import StatementBody
 from services.errors import Conflict, NotFound
-from services.settlement.money import round_money
-from services.settlement.periods import Period
 
 Outcome = Literal["created", "updated", "unchanged", "adjustment", "adjustment_updated"]
 

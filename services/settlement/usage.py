@@ -9,22 +9,21 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from schemas.contract import ContractTerms
+from schemas.db import down_column
+from schemas.periods import Period, period_bounds
+from schemas.vocabulary import DOWNTIME_CAUSES
 from services.settlement.kpis import DeviceUsage
-from services.settlement.periods import Period, period_bounds
 
 SIXTY = Decimal(60)
 
 USAGE_SQL = text(
-    """
+    f"""
     SELECT device_id,
-           sum(reported_s)      AS reported_s,
-           sum(uptime_min)      AS uptime_min,
-           sum(quality_min)     AS quality_min,
-           sum(throughput)      AS throughput,
-           sum(down_unplanned)  AS down_unplanned,
-           sum(down_planned)    AS down_planned,
-           sum(down_customer)   AS down_customer,
-           sum(down_external)   AS down_external,
+           sum(reported_s)  AS reported_s,
+           sum(uptime_min)  AS uptime_min,
+           sum(quality_min) AS quality_min,
+           sum(throughput)  AS throughput,
+           {", ".join(f"sum({down_column(c)}) AS {down_column(c)}" for c in DOWNTIME_CAUSES)},
            max(last_received_at) AS watermark
       FROM rollups
      WHERE device_id = ANY(:devices) AND bucket >= :start AND bucket < :end
@@ -69,10 +68,5 @@ def device_usage(device_id: str, r: Any) -> DeviceUsage:
         uptime_min=Decimal(r.uptime_min),
         quality_min=Decimal(r.quality_min),
         throughput=Decimal(r.throughput),
-        down_min={
-            "unplanned": Decimal(r.down_unplanned),
-            "planned": Decimal(r.down_planned),
-            "customer": Decimal(r.down_customer),
-            "external": Decimal(r.down_external),
-        },
+        down_min={c: Decimal(getattr(r, down_column(c))) for c in DOWNTIME_CAUSES},
     )

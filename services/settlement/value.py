@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from schemas.contract import ValueModel
+from schemas.money import decimal_context, round_kpi, round_money
+from schemas.periods import Period
 from schemas.statement import StatementBody
 from services.settlement import contracts
 from services.settlement.costs import costs_by_period
-from services.settlement.money import decimal_context, round_kpi, round_money
-from services.settlement.periods import Period
 from services.settlement.proposals.history import SettledPeriod, settled_periods
 
 ZERO = Decimal(0)

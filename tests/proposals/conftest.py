@@ -13,9 +13,9 @@ from sqlalchemy import Engine, insert
 
 from schemas.contract import ContractTerms
 from schemas.db import rollups
+from schemas.periods import Period, period_bounds, period_minutes
 from services.settlement.engine import settle
 from services.settlement.kpis import DeviceUsage
-from services.settlement.periods import Period, period_bounds, period_minutes
 from services.settlement.proposals.history import SettledPeriod
 from tests.settlement.helpers import ok
 

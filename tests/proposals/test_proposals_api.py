@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from services.settlement.periods import period_of
+from schemas.periods import period_of
 from tests.proposals.conftest import contract, settle_months, write_rollups
 from tests.settlement.helpers import ok
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from schemas.contract import ContractIn
+from schemas.periods import Period, period_bounds
 from schemas.telemetry import Annotation
 from services.ingest import annotations
 from services.ingest.decode import Message
 from services.ingest.writer import write_messages
 from services.settlement import contracts
-from services.settlement.periods import Period, period_bounds
 from services.settlement.runs import compute
 from tests.conftest import empty_database
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from services.settlement.periods import Period
+from schemas.periods import Period
 from services.settlement.scheduler import close_due_at, tick
 from tests.settlement.helpers import ok
 from tests.settlement.test_lifecycle import CONTRACT

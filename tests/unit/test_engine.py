@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.contract import ContractTerms, Usage
+from schemas.money import round_kpi
+from schemas.periods import Period
 from schemas.statement import StatementBody, StatementLine
 from services.settlement.engine import SettlementError, inputs_digest, settle, usage_charge
 from services.settlement.kpis import (
@@ -19,8 +21,6 @@ from services.settlement.kpis import (
     fleet_kpis,
     fleet_kpis_exact,
 )
-from services.settlement.money import round_kpi
-from services.settlement.periods import Period
 
 SEPTEMBER = Period(2026, 9)
 MONTH_MIN = 30 * 1440

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.settlement.money import (
+from schemas.money import (
     MINOR_UNITS,
     UnknownCurrency,
     format_money,

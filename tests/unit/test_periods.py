@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.settlement.periods import (
+from schemas.periods import (
     InvalidPeriod,
     InvalidQuarter,
     NaiveDatetime,

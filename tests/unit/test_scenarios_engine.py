@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from schemas.contract import KPI_NAMES, ContractIn, DowntimeCause
+from schemas.contract import ContractIn
+from schemas.money import decimal_context, round_kpi
+from schemas.periods import Period, parse_timestamp, period_bounds
+from schemas.vocabulary import KPI_NAMES, DowntimeCause
 from services.settlement.engine import settle
 from services.settlement.kpis import DeviceUsage
-from services.settlement.money import decimal_context, round_kpi
-from services.settlement.periods import Period, parse_timestamp, period_bounds
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.json")) if SCENARIOS.is_dir() else []

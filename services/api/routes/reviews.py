@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
+from schemas.periods import Quarter
 from services.api import charts, problems
 from services.api.deps import Caller, Conn
 from services.api.params import ContractIdPath, QuarterPath
 from services.api.render import review_html
 from services.api.scoping import is_provider_side, visible_contract
-from services.settlement.periods import Quarter
 from services.settlement.review import review
 
 router = APIRouter(tags=["reviews"])

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from schemas.contract import ID_PATTERN
 from schemas.db import contracts, statements
-from schemas.statement import LINE_KINDS
+from schemas.periods import Period
+from schemas.vocabulary import LINE_KINDS
 from services.api import problems
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
@@ -25,7 +26,6 @@ from services.api.tokens import Principal
 from services.errors import NotFound
 from services.settlement import runs
 from services.settlement import statements as repo
-from services.settlement.periods import Period
 
 router = APIRouter(tags=["settlement"])
 Runner = Annotated[Principal, Depends(require("admin", "finance", "provider"))]

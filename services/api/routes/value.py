@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from schemas.periods import Period, period_of
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn
 from services.api.params import ContractIdPath
@@ -20,7 +21,6 @@ from services.api.tokens import Principal
 from services.errors import Forbidden, Invalid
 from services.settlement import contracts
 from services.settlement.costs import CostIn, add_cost, cost_json, list_costs
-from services.settlement.periods import Period, period_of
 from services.settlement.value import MAX_PERIODS, customer_view, provider_view, realised
 
 router = APIRouter(tags=["value"])

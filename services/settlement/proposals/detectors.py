@@ -14,10 +14,10 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from schemas.contract import ContractTerms, KpiRule, json_number
+from schemas.money import decimal_context, round_kpi
+from schemas.periods import Period
 from schemas.statement import KpiEvaluation, StatementBody
-from services.settlement.engine import point_of
-from services.settlement.money import decimal_context, round_kpi
-from services.settlement.periods import Period
+from schemas.vocabulary import point_of
 from services.settlement.proposals.history import SettledPeriod
 from services.settlement.proposals.settings import DetectorSettings
 from services.settlement.value import ValueSplit, provider_view

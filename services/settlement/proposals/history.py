@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from schemas.db import statements
+from schemas.periods import Period
 from schemas.statement import StatementBody
-from services.settlement.periods import Period
 
 ADJUSTMENT_KEYS = ("adjusts", "resettled")
 

@@ -15,12 +15,13 @@ from sqlalchemy import Connection, select
 
 from schemas.contract import ContractTerms
 from schemas.db import devices
-from schemas.statement import LINE_KINDS, StatementBody
+from schemas.money import format_money, round_money
+from schemas.periods import Period
+from schemas.statement import StatementBody
+from schemas.vocabulary import LINE_KINDS
 from services.errors import Invalid
 from services.settlement import contracts
 from services.settlement.engine import settle
-from services.settlement.money import format_money, round_money
-from services.settlement.periods import Period
 from services.settlement.usage import load_usage
 
 ZERO = Decimal(0)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from schemas.contract import RATIO_KPIS, ContractTerms, CreditsPenalty, KpiRule, json_number
-from services.settlement.money import decimal_context, plain, round_money
+from schemas.contract import ContractTerms, CreditsPenalty, KpiRule, json_number
+from schemas.money import decimal_context, plain, round_money
+from schemas.vocabulary import RATIO_KPIS
 from services.settlement.proposals.detectors import Finding
 
 RATIO_STEP = Decimal("0.005")

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from schemas.periods import Period, period_of
 from services.errors import Conflict
 from services.settlement import contracts
 from services.settlement.contracts import Version
-from services.settlement.periods import Period, period_of
 from services.settlement.proposals import repository as repo
 from services.settlement.proposals import settings as detector_settings
 from services.settlement.proposals.changes import apply_change

@@ -13,21 +13,21 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, select
 
 from schemas.db import devices as devices_table
+from schemas.periods import Period, period_bounds
 from services.config import Settings
 from services.embedded import remembered_broker
 from services.errors import Invalid, NotFound
 from services.ingest import jsonx
-from services.ingest.simulator.faults import FaultInjector, Faults, Sent
-from services.ingest.simulator.generator import DeviceProfile, SimDevice, SimSample, fleet
-from services.ingest.simulator.transport import (
+from services.settlement import contracts
+from services.simulator.faults import FaultInjector, Faults, Sent
+from services.simulator.generator import DeviceProfile, SimDevice, SimSample, fleet
+from services.simulator.transport import (
     DEFAULT_BROKER,
     MqttSink,
     backfill,
     progress_bar,
     publish_live,
 )
-from services.settlement import contracts
-from services.settlement.periods import Period, period_bounds
 
 # ---------------------------------------------------------------- registered devices
 

@@ -8,7 +8,7 @@ from random import Random
 from typing import Any, Literal
 
 from services.ingest import jsonx
-from services.ingest.simulator.generator import SimSample
+from services.simulator.generator import SimSample
 
 # ---------------------------------------------------------------- fault injection
 

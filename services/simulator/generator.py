@@ -12,8 +12,8 @@ from itertools import pairwise
 from random import Random
 from typing import Any, Literal
 
+from schemas.periods import local_date, zone
 from services.ingest import jsonx
-from services.settlement.periods import local_date, zone
 
 DAY = timedelta(days=1)
 OffShift = Literal["stop", "idle"]

@@ -14,16 +14,16 @@ Three layers, so that each can be tested on its own:
   per transaction.
 """
 
-from services.ingest.simulator.command import options_from, simulate, span_of
-from services.ingest.simulator.faults import FaultInjector, Faults, Sent
-from services.ingest.simulator.generator import (
+from services.simulator.command import options_from, simulate, span_of
+from services.simulator.faults import FaultInjector, Faults, Sent
+from services.simulator.generator import (
     DeviceProfile,
     SimDevice,
     SimSample,
     fleet,
     generate,
 )
-from services.ingest.simulator.transport import backfill, progress_bar, publish_live
+from services.simulator.transport import backfill, progress_bar, publish_live
 
 __all__ = [
     "DeviceProfile",

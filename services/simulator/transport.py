@@ -19,9 +19,9 @@ from services.config import Settings
 from services.errors import Unavailable
 from services.ingest import jsonx, pipeline
 from services.ingest.decode import Message, http_topic
-from services.ingest.simulator.faults import FaultInjector
-from services.ingest.simulator.generator import SimSample
 from services.ingest.stats import Outcome
+from services.simulator.faults import FaultInjector
+from services.simulator.generator import SimSample
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
