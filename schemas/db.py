@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -263,4 +264,43 @@ audit_log = Table(
     Column("object_id", String(200), nullable=False),
     Column("source", String(200)),
     Column("details", JSONB, nullable=False),
+)
+
+# --- people (migration 0007)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("party", String(200)),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200)),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("source", String(200)),
+    Column("user_agent", String(200)),
+)
+
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("ok", Boolean, nullable=False),
 )

@@ -81,6 +81,73 @@ def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _user_create(args: argparse.Namespace, settings: Settings) -> int:
+    from services.api.people.users import UserIn, create_user
+    from services.runtime import resolved
+
+    body = UserIn(
+        email=args.email,
+        name=args.name or _name_from(args.email),
+        role=args.role,
+        party=args.party,
+        password=_read_password(args.password_file),
+    )
+    with resolved(settings, need_broker=False, say=_err) as res, res.engine.begin() as conn:
+        user = create_user(conn, body, _cli_actor())
+        _audit_cli(conn, "user.create", str(user.id), "user", email=user.email, role=user.role)
+    party = f", {user.party}" if user.party else ""
+    print(f"created person #{user.id} {user.name} <{user.email}> ({user.role}{party})")
+    print("they sign in at /login with this email and the password from the file")
+    return 0
+
+
+def _user_list(args: argparse.Namespace, settings: Settings) -> int:
+    from services.api.people.users import listing
+    from services.runtime import resolved
+
+    with resolved(settings, need_broker=False, say=_err) as res, res.engine.connect() as conn:
+        for u in listing(conn):
+            print(json.dumps(u.as_json()))
+    return 0
+
+
+def _user_disable(args: argparse.Namespace, settings: Settings) -> int:
+    from services.api.people.users import disable
+    from services.runtime import resolved
+
+    with resolved(settings, need_broker=False, say=_err) as res, res.engine.begin() as conn:
+        user, ended = disable(conn, args.user_id)
+        _audit_cli(conn, "user.disable", str(user.id), "user", sessions_ended=ended)
+    print(f"disabled {user.email}; ended {ended} session(s)")
+    return 0
+
+
+def _read_password(path: str) -> str:
+    """The first line of the file ("-": standard input); never from the command line,
+    where it would show in the process list and the shell history."""
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    except OSError as exc:
+        raise _InputError(f"cannot read the password file: {exc.strerror}") from None
+    return text.split("\n", 1)[0].rstrip("\r")
+
+
+def _name_from(email: str) -> str:
+    """ "anna.berg@x" → "Anna Berg" when no --name is given."""
+    local = email.split("@", 1)[0]
+    return " ".join(part.capitalize() for part in local.replace("_", ".").split(".") if part)
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+class _InputError(Exception):
+    """Bad input found after parsing (a file that cannot be read): one line, exit 2."""
+
+
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from services.runtime import resolved
     from services.simulator import options_from, simulate
@@ -98,17 +165,18 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         return command(res.engine, settings, args)
 
 
-def _audit_cli(conn: Any, action: str, object_id: str, **details: Any) -> None:
-    import getpass
+def _audit_cli(
+    conn: Any, action: str, object_id: str, object_type: str = "token", **details: Any
+) -> None:
     import socket
 
     from services import audit
 
     audit.record(
         conn,
-        actor=f"cli:{getpass.getuser()}",
+        actor=_cli_actor(),
         action=action,
-        object_type="token",
+        object_type=object_type,
         object_id=object_id,
         source=f"cli@{socket.gethostname()}",
         details=details,
@@ -181,9 +249,36 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = toksub.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id", type=int)
     revoke.set_defaults(handler=_token_revoke)
+    _add_user(sub)
     _add_simulate(sub)
     _add_demo(sub)
     return p
+
+
+def _add_user(sub: Any) -> None:
+    from services.api.tokens import ROLES
+
+    user = sub.add_parser("user", help="people who sign in at /login")
+    usersub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = usersub.add_parser("create", help="create a person with a password")
+    create.add_argument("--email", required=True, help="their sign-in name")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--party", help="the party they act for (required for provider/customer)")
+    create.add_argument(
+        "--name", help="display name (default: from the email, anna.berg → Anna Berg)"
+    )
+    create.add_argument(
+        "--password-file",
+        required=True,
+        help="a file whose first line is the password ('-': stdin)",
+    )
+    create.set_defaults(handler=_user_create)
+    usersub.add_parser("list", help="list people (never their password hashes)").set_defaults(
+        handler=_user_list
+    )
+    disable = usersub.add_parser("disable", help="disable a person and end their sessions")
+    disable.add_argument("user_id", type=int)
+    disable.set_defaults(handler=_user_disable)
 
 
 def _add_simulate(sub: Any) -> None:
@@ -254,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from pydantic import ValidationError
         from sqlalchemy.exc import OperationalError
 
         from schemas.money import UnknownCurrency
@@ -263,6 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, ViuError):
             _err(f"viu: {exc.detail}")
             return 1
+        if isinstance(exc, _InputError):
+            _err(f"viu: {exc}")
+            return 2
+        if isinstance(exc, ValidationError):
+            _err(f"viu: {_validation_text(exc)}")
+            return 2
         if isinstance(exc, OperationalError):
             _err(f"viu: cannot reach the database: {str(exc.orig).strip().splitlines()[0]}")
             return 1
@@ -270,6 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _err(f"viu: {exc}")
             return 2
         raise
+
+
+def _validation_text(exc: Any) -> str:
+    """``--email: not an email address``: the option, not pydantic's model path."""
+    return "; ".join(
+        f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: "
+        f"{str(e['msg']).removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     sample_partitions_ahead: int = Field(default=3, ge=1, le=36)
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="a person's sign-in lasts this long"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -30,7 +30,9 @@ class Recorder:
             action=action,
             object_type=object_type,
             object_id=object_id,
-            details=details,
+            details={**details, "email": self.principal.email}
+            if self.principal.is_person
+            else details,
         )
 
 

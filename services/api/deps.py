@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
+from services.api.people.web import principal_from_cookie, session_secret
 from services.api.tokens import Principal, authenticate
 from services.config import Settings
 from services.errors import Forbidden, Unauthorized
@@ -33,15 +34,20 @@ def get_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connect
 
 
 def get_principal(
+    request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
-        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    """A machine's bearer token, else a signed-in person's session cookie."""
+    token = creds.credentials if creds and creds.scheme.lower() == "bearer" else None
+    if not token and session_secret(request) is None:
+        raise Unauthorized("send 'Authorization: Bearer <token>' or sign in at /login")
     with engine.connect() as conn:
-        principal = authenticate(conn, creds.credentials)
+        principal = authenticate(conn, token) if token else principal_from_cookie(conn, request)
     if principal is None:
-        raise Unauthorized("unknown, expired or revoked token")
+        raise Unauthorized(
+            "unknown, expired or revoked token" if token else "session expired; sign in again"
+        )
     return principal
 
 

@@ -1,4 +1,9 @@
-"""API tokens: stored as SHA-256 hashes, carrying a role and (for parties) a party."""
+"""API tokens: stored as SHA-256 hashes, carrying a role and (for parties) a party.
+
+Tokens are for machines; people sign in with a password and get a session
+(``services.api.people``). Both end up as the same ``Principal``, so every
+route applies one set of role and party rules.
+"""
 
 from __future__ import annotations
 
@@ -19,28 +24,48 @@ PARTY_ROLES = frozenset({"provider", "customer"})
 TOKEN_PREFIX = "viu_"
 
 
+SUBJECT_MAX = 200
+"""Subjects are stored in ``varchar(200)`` columns (issued_by, audit actor, ...)."""
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a token's role and party (None: not scoped to a party)."""
+    """Who is calling: a role and party (None: not scoped to a party), and either the
+    token or the person (with their session) behind the request."""
 
-    token_id: int
+    token_id: int | None
     role: str
     party: str | None
+    user_id: int | None = None
+    name: str | None = None
+    email: str | None = None
+    session_id: int | None = None
+
+    @property
+    def is_person(self) -> bool:
+        return self.user_id is not None
 
     @property
     def subject(self) -> str:
-        return f"token:{self.token_id}({self.role}{'@' + self.party if self.party else ''})"
+        """How records name the caller: "Anna Berg (finance, Connectcorp)" for a person,
+        "token:3(provider@Connectcorp)" for a machine."""
+        if self.name is not None:
+            scope = f"{self.role}, {self.party}" if self.party else self.role
+            return f"{self.name} ({scope})"[:SUBJECT_MAX]
+        party = "@" + self.party if self.party else ""
+        return f"token:{self.token_id}({self.role}{party})"[:SUBJECT_MAX]
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _check(role: str, party: str | None) -> None:
+def check_role(role: str, party: str | None, what: str = "token") -> None:
+    """The same rule for tokens and people: providers and customers act for a party."""
     if role not in ROLES:
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
     if role in PARTY_ROLES and not party:
-        raise Invalid(f"a {role} token needs a party", field="party")
+        raise Invalid(f"a {role} {what} needs a party", field="party")
 
 
 def create_token(
@@ -53,7 +78,7 @@ def create_token(
     token: str | None = None,
 ) -> tuple[int, str]:
     """Create a token; returns (id, plain token). The plain token is never stored."""
-    _check(role, party)
+    check_role(role, party)
     plain = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = conn.execute(
         insert(api_tokens)
