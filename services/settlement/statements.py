@@ -1,24 +1,33 @@
 """Statements (spec §3.4): drafts recomputed on every run, issued ones never touched.
 
 A run over a period whose statement is issued never edits it; if the inputs
-changed, it writes an *adjustment* statement carrying the difference and
-referencing the last issued statement of that period.
+changed, it writes an *adjustment* statement carrying the difference,
+referencing the last issued statement of that period and saying what changed
+(``services.settlement.adjustments``).
+
+Every statement is a document finance can invoice from: its ``number`` is
+``{contract_id}-{period}-{seq}`` (``ACME-CRUSH-01-2026-10-0`` for the
+statement, ``…-1`` for its first adjustment): unique because (contract,
+period, seq) is, and stable because none of the three ever changes. Rows come
+with the contract's parties and the time zone of the version that settled
+them, so the period's local dates can be printed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, delete, insert, select, text, update
 
-from schemas.db import statements
+from schemas.db import contract_versions, contracts, statements
 from schemas.money import round_money
 from schemas.periods import Period
 from schemas.statement import StatementBody
 from services.errors import Conflict, NotFound
+from services.settlement import adjustments
 
 Outcome = Literal["created", "updated", "unchanged", "adjustment", "adjustment_updated"]
 
@@ -47,12 +56,54 @@ def lock(conn: Connection, contract_id: str, period: Period) -> None:
     )
 
 
+def number(contract_id: str, period: str, seq: int) -> str:
+    """The statement number finance quotes: ``ACME-CRUSH-01-2026-10-0``."""
+    return f"{contract_id}-{period}-{seq}"
+
+
+def period_dates(period: Period) -> tuple[date, date]:
+    """First and last local day of the period (the end is inclusive, as on an invoice)."""
+    return period.first_day, period.next().first_day - timedelta(days=1)
+
+
+def documents() -> Select[Any]:
+    """Statements with what an invoice needs besides: the parties and the time zone."""
+    return (
+        select(
+            statements,
+            contracts.c.provider,
+            contracts.c.customer,
+            contract_versions.c.body["timezone"].astext.label("timezone"),
+        )
+        .join(contracts, contracts.c.contract_id == statements.c.contract_id)
+        .join(
+            contract_versions,
+            and_(
+                contract_versions.c.contract_id == statements.c.contract_id,
+                contract_versions.c.version == statements.c.contract_version,
+            ),
+        )
+    )
+
+
 def rows_for(conn: Connection, contract_id: str, period: Period) -> list[Any]:
+    """Every statement of one contract and period, the original first."""
     return list(
         conn.execute(
-            select(statements)
+            documents()
             .where(statements.c.contract_id == contract_id, statements.c.period == str(period))
             .order_by(statements.c.seq)
+        )
+    )
+
+
+def of_period(conn: Connection, period: Period, visible: ColumnElement[bool]) -> list[Any]:
+    """Every statement of a period on the contracts ``visible`` admits (the finance export)."""
+    return list(
+        conn.execute(
+            documents()
+            .where(statements.c.period == str(period), visible)
+            .order_by(statements.c.contract_id, statements.c.seq)
         )
     )
 
@@ -75,13 +126,32 @@ def store(conn: Connection, c: Computed) -> Outcome:
         if last.status == "draft":
             conn.execute(delete(statements).where(statements.c.id == last.id))
         return "unchanged"
+    if last.status == "draft" and last.inputs_digest == c.digest:
+        return "unchanged"
     body, net = adjustment_body(issued, c)
+    body["changes"] = _changes(conn, issued, c)
     if last.status == "draft":
-        if last.inputs_digest == c.digest:
-            return "unchanged"
         return _update(conn, last, c, body, net, "adjustment_updated")
     _insert(conn, c, seq=last.seq + 1, body=body, net=net, adjusts=issued.id)
     return "adjustment"
+
+
+def _changes(conn: Connection, issued: Any, c: Computed) -> dict[str, Any]:
+    timezone = conn.execute(
+        select(contract_versions.c.body["timezone"].astext).where(
+            contract_versions.c.contract_id == c.contract_id,
+            contract_versions.c.version == c.contract_version,
+        )
+    ).scalar_one()
+    return adjustments.explain(
+        conn,
+        issued,
+        c.body_json,
+        period=c.period,
+        timezone=str(timezone),
+        contract_version=c.contract_version,
+        watermark=c.watermark,
+    )
 
 
 def _values(c: Computed, body: dict[str, Any], net: Decimal) -> dict[str, Any]:
@@ -167,7 +237,12 @@ def adjustment_body(issued: Any, c: Computed) -> tuple[dict[str, Any], Decimal]:
         **after,
         "lines": lines,
         "net": _fmt(net, c.body.currency),
-        "adjusts": {"id": issued.id, "seq": issued.seq, "net": before["net"]},
+        "adjusts": {
+            "id": issued.id,
+            "seq": issued.seq,
+            "number": number(issued.contract_id, issued.period, issued.seq),
+            "net": before["net"],
+        },
         "resettled": after,
     }
     return body, net

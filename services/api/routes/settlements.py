@@ -10,10 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from schemas.contract import ID_PATTERN
-from schemas.db import contracts, statements
 from schemas.periods import Period
 from schemas.vocabulary import LINE_KINDS
 from services.api import problems
@@ -45,18 +43,32 @@ class RunIn(BaseModel):
 
 
 def statement_json(row: Any, history: list[Any] | None = None) -> dict[str, Any]:
+    """A statement as finance files it: number, parties, local dates, and for an
+    adjustment the statement it adjusts and why (rows from ``repo.documents``)."""
     body = dict(row.body)
     body.pop("resettled", None)
+    changes = body.pop("changes", None)
+    adjusts = body.pop("adjusts", None)
+    start, end = repo.period_dates(Period.parse(row.period))
     out = {
+        "number": repo.number(row.contract_id, row.period, row.seq),
         "id": row.id,
         "contract_id": row.contract_id,
+        "provider": row.provider,
+        "customer": row.customer,
         "period": row.period,
+        "period_start": start.isoformat(),
+        "period_end": end.isoformat(),
+        "timezone": row.timezone,
         "seq": row.seq,
         "kind": "adjustment" if row.seq else "statement",
         "status": row.status,
         "currency": row.currency,
         "contract_version": row.contract_version,
         **{k: v for k, v in body.items() if k not in ("period", "currency")},
+        "adjusts": _adjusts(row, adjusts),
+        "reason": _reason(row, changes),
+        "changes": changes,
         "watermark": row.watermark.isoformat() if row.watermark else None,
         "inputs_digest": row.inputs_digest,
         "computed_at": row.computed_at.isoformat(),
@@ -65,11 +77,33 @@ def statement_json(row: Any, history: list[Any] | None = None) -> dict[str, Any]
     }
     if history is not None:
         out["adjustments"] = [
-            {"seq": r.seq, "id": r.id, "status": r.status, "net": str(r.body["net"])}
+            {
+                "seq": r.seq,
+                "id": r.id,
+                "number": repo.number(r.contract_id, r.period, r.seq),
+                "status": r.status,
+                "net": str(r.body["net"]),
+                "reason": _reason(r, r.body.get("changes")),
+            }
             for r in history
             if r.seq > 0
         ]
     return out
+
+
+def _adjusts(row: Any, adjusts: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The statement an adjustment adjusts (older rows lack its number: derive it)."""
+    if not adjusts:
+        return None
+    return {**adjusts, "number": repo.number(row.contract_id, row.period, adjusts["seq"])}
+
+
+def _reason(row: Any, changes: dict[str, Any] | None) -> str | None:
+    if not row.seq:
+        return None
+    if not changes:
+        return "the settlement inputs changed (recorded before viu named the changes)"
+    return "; ".join(changes["summary"])
 
 
 @router.post("/settlements/run")
@@ -141,8 +175,14 @@ def issue(
 
 
 CSV_COLUMNS = [
+    "number",
     "contract_id",
+    "provider",
+    "customer",
     "period",
+    "period_start",
+    "period_end",
+    "timezone",
     "seq",
     "kind",
     "status",
@@ -150,9 +190,12 @@ CSV_COLUMNS = [
     "contract_version",
     *LINE_KINDS,  # one column per line kind, in the spec's order
     "net",
+    "adjusts",
+    "reason",
     "issued_at",
     "issued_by",
 ]
+"""The statement's own fields, as in its JSON; ``adjusts`` is the adjusted statement's number."""
 
 
 @router.get("/settlements", responses=problems.alternative("text/csv"))
@@ -163,12 +206,7 @@ def list_settlements(
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Any:
     """Every statement of a period the caller may see (finance export)."""
-    rows = conn.execute(
-        select(statements)
-        .join(contracts, contracts.c.contract_id == statements.c.contract_id)
-        .where(statements.c.period == str(Period.parse(period)), contract_filter(caller))
-        .order_by(statements.c.contract_id, statements.c.seq)
-    ).all()
+    rows = repo.of_period(conn, Period.parse(period), contract_filter(caller))
     items = [statement_json(r) for r in rows]
     if format == "csv":
         return Response(_csv(items), media_type="text/csv; charset=utf-8")
@@ -183,5 +221,6 @@ def _csv(items: list[dict[str, Any]]) -> str:
         sums: dict[str, Decimal] = {}
         for ln in it["lines"]:
             sums[ln["kind"]] = sums.get(ln["kind"], Decimal(0)) + Decimal(ln["amount"])
-        w.writerow({**it, **{k: str(v) for k, v in sums.items()}})
+        adjusts = (it["adjusts"] or {}).get("number")
+        w.writerow({**it, "adjusts": adjusts, **{k: str(v) for k, v in sums.items()}})
     return buf.getvalue()
