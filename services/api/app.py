@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
 from sqlalchemy import Engine
 
-from services.api import problems
+from services.api import pages, problems
 from services.api.middleware import BodyLimit, NoNul, RequestId, Timing
 from services.api.routes import annotations as annotations_routes
 from services.api.routes import audit as audit_routes
@@ -21,7 +22,9 @@ from services.api.routes import reviews as reviews_routes
 from services.api.routes import settlements as settlements_routes
 from services.api.routes import telemetry as telemetry_routes
 from services.api.routes import tokens as tokens_routes
+from services.api.routes import users as users_routes
 from services.api.routes import value as value_routes
+from services.api.templating import STATIC
 from services.config import Settings
 from services.db import ping
 
@@ -60,6 +63,8 @@ def create_app(
 
     for router in _routers():
         app.include_router(router, prefix="/v1", responses=problems.ERROR_RESPONSES)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(Timing)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -71,6 +76,7 @@ def create_app(
 def _routers() -> list[Any]:
     return [
         tokens_routes.router,
+        users_routes.router,
         audit_routes.router,
         contracts_routes.router,
         settlements_routes.router,

@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from schemas.vocabulary import LINE_KINDS
+from services.api.templating import html
 
 PAGE_CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1b1f24;margin:2rem auto;
@@ -30,49 +31,10 @@ def page(title: str, body: str) -> str:
     )
 
 
-def _kpi_rows(kpis: dict[str, Any]) -> str:
-    return "".join(
-        f"<tr><td>{escape(k)}</td><td class='num'>{'undefined' if v is None else escape(str(v))}"
-        "</td></tr>"
-        for k, v in kpis.items()
-    )
-
-
-def _line_rows(lines: list[dict[str, Any]]) -> str:
-    return "".join(
-        f"<tr><td>{escape(ln['kind'])}{' · ' + escape(ln['kpi']) if ln.get('kpi') else ''}</td>"
-        f"<td>{escape(ln.get('explanation', ''))}</td>"
-        f"<td class='num'>{escape(str(ln['amount']))}</td></tr>"
-        for ln in lines
-    )
-
-
 def statement_html(s: dict[str, Any]) -> str:
-    """A statement finance can file: lines with explanations, KPIs, warnings."""
-    kind = "Adjustment" if s.get("seq") else "Statement"
-    status = escape(s["status"])
-    warnings = "".join(f"<li class='warn'>{escape(w)}</li>" for w in s.get("warnings", []))
-    issued = (
-        f" · issued {escape(s['issued_at'])} by {escape(s['issued_by'] or '')}"
-        if s.get("issued_at")
-        else ""
-    )
-    body = (
-        f"<h1>{kind} {escape(s['contract_id'])} — {escape(s['period'])}</h1>"
-        f"<p class='meta'><span class='status {status}'>{status}</span> · contract version "
-        f"{s['contract_version']} · {escape(s['currency'])}{issued}</p>"
-        "<h2>Lines</h2><table><thead><tr><th>Item</th><th>Explanation</th>"
-        f"<th class='num'>Amount ({escape(s['currency'])})</th></tr></thead>"
-        f"<tbody>{_line_rows(s['lines'])}</tbody>"
-        f"<tfoot><tr><td>Net</td><td></td><td class='num'>{escape(str(s['net']))}</td></tr>"
-        "</tfoot></table>"
-        "<h2>KPIs</h2><table><tbody>"
-        f"{_kpi_rows(s.get('kpis', {}))}</tbody></table>"
-        + (f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else "")
-        + f"<p class='meta'>Data up to {escape(str(s.get('watermark')))} · inputs digest "
-        f"<code>{escape(s.get('inputs_digest', ''))}</code></p>"
-    )
-    return page(f"{kind} {s['contract_id']} {s['period']}", body)
+    """A statement finance can file, as one self-contained page (``format=html``): the
+    same template as the signed-in page, without navigation or buttons."""
+    return html("statement.html", s=s, me=None, nav=None, standalone=True)
 
 
 # --- quarterly review pack (spec §5)

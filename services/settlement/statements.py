@@ -97,6 +97,17 @@ def rows_for(conn: Connection, contract_id: str, period: Period) -> list[Any]:
     )
 
 
+def of_contract(conn: Connection, contract_id: str) -> list[Any]:
+    """Every statement of one contract, newest period first, each period's original first."""
+    return list(
+        conn.execute(
+            documents()
+            .where(statements.c.contract_id == contract_id)
+            .order_by(statements.c.period.desc(), statements.c.seq)
+        )
+    )
+
+
 def of_period(conn: Connection, period: Period, visible: ColumnElement[bool]) -> list[Any]:
     """Every statement of a period on the contracts ``visible`` admits (the finance export)."""
     return list(

@@ -34,7 +34,12 @@ def csrf_token(plain: str) -> str:
 
 
 def csrf_ok(plain: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(csrf_token(plain), str(given))
+    return csrf_ok_token(csrf_token(plain), given)
+
+
+def csrf_ok_token(expected: str, given: str | None) -> bool:
+    """Constant-time comparison: a timing difference must not reveal the token."""
+    return bool(given) and hmac.compare_digest(expected.encode(), str(given).encode())
 
 
 def start(

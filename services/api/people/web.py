@@ -59,11 +59,13 @@ def clear_session(response: Response, request: Request) -> None:
     )
 
 
-def login_csrf(request: Request, response: Response) -> str:
-    """The sign-in form's token: the one in the browser's cookie, or a new one set now."""
+def login_csrf(request: Request) -> str:
+    """The sign-in form's token: the one in the browser's cookie, or a new one."""
     token = request.cookies.get(LOGIN_COOKIE)
-    if not token or len(token) > 128:
-        token = secrets.token_urlsafe(24)
+    return token if token and len(token) <= 128 else secrets.token_urlsafe(24)
+
+
+def set_login_csrf(response: Response, request: Request, token: str) -> None:
     response.set_cookie(
         LOGIN_COOKIE,
         token,
@@ -73,7 +75,6 @@ def login_csrf(request: Request, response: Response) -> str:
         samesite="strict",
         secure=is_https(request),
     )
-    return token
 
 
 def principal_from_cookie(conn: Connection, request: Request) -> Principal | None:

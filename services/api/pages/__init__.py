@@ -1,0 +1,15 @@
+"""Pages for people (spec §8), server-rendered from the same services as the API.
+
+Addresses: ``/login``, ``/contracts``, ``/contracts/{id}``, ``/statements``,
+``/contracts/{id}/statements/{period}``. The framework is in ``core``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.api.pages import auth, contracts, statements
+
+router = APIRouter()
+for _module in (auth, contracts, statements):
+    router.include_router(_module.router)

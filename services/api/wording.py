@@ -1,0 +1,127 @@
+"""Contract terms in plain language (spec §8): what a plant manager reads on a page.
+
+Every sentence is derived from the validated ``ContractTerms``; nothing here
+interprets terms differently from the engine, it only says them in words.
+"""
+
+from __future__ import annotations
+
+from schemas.contract import ContractTerms, CreditsPenalty, KpiRule, PerPointPenalty, Usage
+from schemas.vocabulary import RATIO_KPIS
+from services.api.formatting import kpi_name, kpi_value, money, number, percent, points
+
+BASIS_WORDS = {
+    "throughput": "throughput",
+    "utilised_capacity_hours": "utilised capacity hours",
+    "uptime_hours": "uptime hours",
+}
+MISSING_WORDS = {
+    "downtime": "count as downtime",
+    "excused": "are excused (neither uptime nor downtime)",
+    "uptime": "count as uptime",
+}
+
+
+def _per_unit(kpi: str) -> str:
+    return "per percentage point" if kpi in RATIO_KPIS else "per unit"
+
+
+def _usage(u: Usage, currency: str, unit: str) -> list[str]:
+    what = unit if u.basis == "throughput" else "h"
+    basis = BASIS_WORDS[u.basis]
+    tiers = []
+    low = None
+    for t in u.tiers:
+        price = f"{money(t.price, currency)} per {what}"
+        if t.up_to is None:
+            span = "above that" if low is not None else "every unit"
+            tiers.append(f"{span}: {price}")
+        else:
+            span = "up to" if low is None else f"from {number(low)} up to"
+            tiers.append(f"{span} {number(t.up_to)} {what}: {price}")
+        low = t.up_to
+    how = (
+        "each slice at its own price (graduated)"
+        if u.mode == "graduated"
+        else "all units at the price of the tier reached (volume)"
+    )
+    lines = [f"Usage is billed on {basis}, {how}: " + "; ".join(tiers) + "."]
+    if u.minimum_commitment:
+        lines.append(f"Minimum commitment: {number(u.minimum_commitment)} {what} per month.")
+    return lines
+
+
+def _kpi(rule: KpiRule, currency: str, unit: str) -> str:
+    name = kpi_name(rule.kpi)
+    target = kpi_value(rule.kpi, rule.target, unit)
+    parts = [f"{name} target {target}"]
+    if rule.deadband:
+        band = points(rule.deadband) if rule.kpi in RATIO_KPIS else number(rule.deadband)
+        parts.append(f"no penalty within {band} below it")
+    if isinstance(rule.penalty, PerPointPenalty):
+        parts.append(
+            f"penalty {money(rule.penalty.per_point, currency)} {_per_unit(rule.kpi)} short"
+        )
+    elif isinstance(rule.penalty, CreditsPenalty):
+        credits = ", ".join(
+            f"{percent(c.pct, 0)} below {kpi_value(rule.kpi, c.below, unit)}"
+            for c in rule.penalty.credits
+        )
+        parts.append(
+            f"service credit of the charges (fixed fee + usage): {credits} (the largest applies)"
+        )
+    if rule.bonus is not None:
+        parts.append(
+            f"bonus {money(rule.bonus.per_point, currency)} {_per_unit(rule.kpi)} above "
+            f"{kpi_value(rule.kpi, rule.bonus.above, unit)}"
+        )
+    return "; ".join(parts) + "."
+
+
+def describe(terms: ContractTerms) -> dict[str, list[str]]:
+    """Sections of sentences: charges, KPIs, limits and sharing, measurement."""
+    t, cur, unit = terms.terms, terms.currency, terms.unit
+    charges = [f"Fixed fee {money(t.fixed_fee, cur)} per month."]
+    if t.usage is not None:
+        charges += _usage(t.usage, cur, unit)
+    kpis = [_kpi(rule, cur, unit) for rule in t.kpis] or ["No KPI carries money."]
+    limits = []
+    if t.penalty_cap_pct is not None:
+        limits.append(
+            f"Penalties are capped at {percent(t.penalty_cap_pct, 0)} of fixed fee + usage."
+        )
+    if t.bonus_cap_pct is not None:
+        limits.append(f"Bonuses are capped at {percent(t.bonus_cap_pct, 0)} of fixed fee + usage.")
+    if t.gain_share is not None:
+        g = t.gain_share
+        below = (
+            "the same share of a shortfall is deducted"
+            if g.symmetric
+            else "a shortfall costs nothing"
+        )
+        limits.append(
+            f"Gain share: the provider receives {percent(g.provider_share, 0)} of the value "
+            f"above a baseline of {kpi_value(g.kpi, g.baseline, unit)} "
+            f"({kpi_name(g.kpi).lower()}), valued at {money(g.value_per_unit, cur)} per unit; "
+            f"{below}."
+        )
+    if terms.value_model is not None:
+        v = terms.value_model
+        limits.append(
+            f"Agreed value split: one {unit} is worth {money(v.customer_value_per_unit, cur)} "
+            f"to the customer; the provider's agreed share is "
+            f"{percent(v.agreed_provider_share, 0)} (± {percent(v.tolerance, 0)})."
+        )
+    excused = ", ".join(terms.excused_causes) or "none"
+    measurement = [
+        f"Devices: {', '.join(terms.devices)}; rated capacity "
+        f"{number(terms.rated_capacity_per_hour)} {unit} per hour.",
+        f"Months are calendar months in {terms.timezone}; amounts in {cur}.",
+        f"Excused downtime: {excused}. Minutes without data {MISSING_WORDS[terms.missing_data]}.",
+    ]
+    return {
+        "Charges": charges,
+        "KPIs": kpis,
+        "Limits and sharing": limits,
+        "Measurement": measurement,
+    }
