@@ -45,7 +45,11 @@ def _usage(u: Usage, currency: str, unit: str) -> list[str]:
         if u.mode == "graduated"
         else "all units at the price of the tier reached (volume)"
     )
-    lines = [f"Usage is billed on {basis}, {how}: " + "; ".join(tiers) + "."]
+    if len(u.tiers) == 1:
+        only = f"{money(u.tiers[0].price, currency)} per {what}"
+        lines = [f"Usage is billed on {basis} at {only}."]
+    else:
+        lines = [f"Usage is billed on {basis}, {how}: " + "; ".join(tiers) + "."]
     if u.minimum_commitment:
         lines.append(f"Minimum commitment: {number(u.minimum_commitment)} {what} per month.")
     return lines

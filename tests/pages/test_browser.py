@@ -1,0 +1,140 @@
+"""A person in a real browser (Debian's chromium driven by Playwright): signs in, finds a
+statement, issues it. With VIU_WRITE_SCREENSHOTS=1 the pages are saved to docs/pages/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from services.api.app import create_app
+from tests.conftest import REPO
+from tests.pages.conftest import CUSTOMER, OWN, PASSWORD
+from tests.proposals.conftest import contract, settle_months, terms_of, write_rollups
+from tests.settlement.helpers import ok
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = REPO / "docs" / "pages"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(settings: Any, db: Any) -> Iterator[str]:
+    """viu's app served by uvicorn on a free local port, as a browser needs it."""
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def story(api: Any, admin: dict[str, str], db: Any, person: Any) -> dict[str, str]:
+    """A Stockholm contract with two settled months (the first issued) and three people."""
+    body = contract(
+        contract_id="ACME-CRUSH-01", provider=OWN, customer=CUSTOMER, timezone="Europe/Stockholm"
+    )
+    ok(api.post("/v1/contracts", json=body, headers=admin), 201)
+    for period, availability in (("2026-09", 0.96), ("2026-10", 0.93)):
+        write_rollups(db, terms_of(body), period, availability=availability)
+    settle_months(api, admin, "ACME-CRUSH-01", ["2026-09", "2026-10"])
+    ok(api.post("/v1/contracts/ACME-CRUSH-01/statements/2026-09/issue", headers=admin))
+    return {
+        "finance": person("finance", OWN, "Anna Berg"),
+        "provider": person("provider", OWN, "Per Holm"),
+        "customer": person("customer", CUSTOMER, "Maria Lind"),
+    }
+
+
+def _shot(page: Any, name: str) -> None:
+    if os.environ.get("VIU_WRITE_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_finance_person_signs_in_opens_a_statement_and_issues_it(
+    server: str, story: dict[str, str], tmp_path: Path
+) -> None:
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(30_000)
+
+        page.goto(f"{server}/contracts/ACME-CRUSH-01/statements/2026-10")
+        assert "/login" in page.url  # no session: the page sends the person to sign in
+        _shot(page, "login")
+        page.fill("input[name=email]", story["finance"])
+        page.fill("input[name=password]", "not the password")
+        page.click("button[type=submit]")
+        assert "Wrong email or password" in page.inner_text("main")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server}/contracts/ACME-CRUSH-01/statements/2026-10")
+        text = page.inner_text("main")
+        assert "Statement ACME-CRUSH-01-2026-10-0" in text
+        assert "2026-10-01 to 2026-10-31 (inclusive, Europe/Stockholm)" in text
+        assert "Connectcorp" in text and "MineCo" in text
+        assert "EUR 10,000.00" in text  # the fixed fee, with currency and separators
+        assert "93.0 %" in text  # availability as a percentage
+        assert "Anna Berg (finance, Connectcorp)" in page.inner_text("header")
+        _shot(page, "statement-draft")
+
+        page.once("dialog", lambda d: d.accept())
+        page.click("text=Issue statement ACME-CRUSH-01-2026-10-0")
+        page.wait_for_url("**issued=1")
+        text = page.inner_text("main")
+        assert "Issued." in text
+        assert "by Anna Berg (finance, Connectcorp)" in text
+        assert page.locator("form[action$='/issue']").count() == 0
+        _shot(page, "statement-issued")
+
+        page.click("nav >> text=Contracts")
+        page.wait_for_url(f"{server}/contracts")
+        _shot(page, "contracts")
+        page.click("text=ACME-CRUSH-01")
+        page.wait_for_url(f"{server}/contracts/ACME-CRUSH-01")
+        assert "Availability target 95.0 %" in page.inner_text("main")
+        _shot(page, "contract")
+        page.goto(f"{server}/statements?period=2026-10")
+        assert "ACME-CRUSH-01-2026-10-0" in page.inner_text("main")
+        _shot(page, "statements")
+
+        page.click("text=Sign out")
+        page.wait_for_url("**/login?signed_out=1")
+        page.goto(f"{server}/contracts")
+        assert "/login" in page.url
+        browser.close()
+    # the wrong password answered 401 on purpose; nothing else may fail
+    assert errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
