@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from services.api.people.users import UserIn, create_user
+from services.api.people.web import SESSION_COOKIE
 
 PASSWORD = "correct horse battery"
 OWN, CUSTOMER, OTHER = "Connectcorp", "MineCo", "Othercorp"
@@ -46,7 +47,9 @@ def person(db: Engine) -> Callable[..., str]:
 
 
 def sign_in(client: Any, email: str, password: str = PASSWORD, next_: str | None = None) -> Any:
-    """Open /login, post the form with its CSRF token; returns the response (not followed)."""
+    """Open /login, post the form with its CSRF token; returns the response (not followed).
+    Any earlier session of this client is forgotten first, as after closing a browser."""
+    client.cookies.delete(SESSION_COOKIE)
     form = client.get("/login" + (f"?next={next_}" if next_ else ""))
     assert form.status_code == 200, form.text
     return client.post(

@@ -44,7 +44,9 @@ def _free_port() -> int:
 def server(settings: Any, db: Any) -> Iterator[str]:
     """viu's app served by uvicorn on a free local port, as a browser needs it."""
     port = _free_port()
-    config = uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings, db), host="127.0.0.1", port=port, log_level="warning"
+    )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -137,4 +139,6 @@ def test_a_finance_person_signs_in_opens_a_statement_and_issues_it(
         assert "/login" in page.url
         browser.close()
     # the wrong password answered 401 on purpose; nothing else may fail
-    assert errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
+    assert errors == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]

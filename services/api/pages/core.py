@@ -84,10 +84,13 @@ Me = Annotated[Viewer, Depends(viewer)]
 
 async def form_fields(request: Request) -> dict[str, str]:
     """A URL-encoded form (what a plain HTML form posts); no multipart parser needed."""
+    raw = await request.body()
+    if not raw:
+        return {}
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise Invalid("send the form as application/x-www-form-urlencoded")
-    text = (await request.body()).decode("utf-8", errors="replace")
+    text = raw.decode("utf-8", errors="replace")
     return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=100))
 
 
