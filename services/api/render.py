@@ -34,7 +34,16 @@ def page(title: str, body: str) -> str:
 def statement_html(s: dict[str, Any]) -> str:
     """A statement finance can file, as one self-contained page (``format=html``): the
     same template as the signed-in page, without navigation or buttons."""
-    return html("statement.html", s=s, me=None, nav=None, standalone=True)
+    return html(
+        "statement.html",
+        s=s,
+        me=None,
+        nav=None,
+        standalone=True,
+        just_issued=False,
+        can_issue=False,
+        pending_seq=None,
+    )
 
 
 # --- quarterly review pack (spec §5)
