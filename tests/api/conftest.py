@@ -12,6 +12,7 @@ from tests.proposals.conftest import contract, settle_months, terms_of, write_ro
 from tests.settlement.helpers import ok
 
 OWN, CUSTOMER = "Connectcorp", "MineCo"
+PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -40,5 +41,12 @@ def world(
         ).scalar()
         dead_letter = conn.execute(text("SELECT min(id) FROM dead_letters")).scalar()
     token = ok(api.post("/v1/tokens", json={"role": "auditor"}, headers=admin), 201)["id"]
+    person = {"email": "ada@viu.example", "name": "Ada", "role": "auditor", "password": PASSWORD}
+    user = ok(api.post("/v1/users", json=person, headers=admin), 201)["id"]
     assert proposal and dead_letter
-    return {"proposal_id": proposal, "dead_letter_id": dead_letter, "token_id": token}
+    return {
+        "proposal_id": proposal,
+        "dead_letter_id": dead_letter,
+        "token_id": token,
+        "user_id": user,
+    }

@@ -77,6 +77,12 @@ def request_for(route: str, w: dict[str, Any]) -> tuple[str, str, Any]:
     }
     bodies: dict[str, Any] = {
         "POST /v1/tokens": {"role": "auditor"},
+        "POST /v1/users": {
+            "email": "new.person@viu.example",
+            "name": "New Person",
+            "role": "auditor",
+            "password": "correct horse battery",
+        },
         "POST /v1/contracts": contract(contract_id="NEW-1", devices=["new-a"], provider=OWN),
         "POST /v1/contracts/{contract_id}/versions": {**terms, "effective_from": "2027-03"},
         "POST /v1/settlements/run": {"period": "2026-08", "contract_id": "RA-1"},

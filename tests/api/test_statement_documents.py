@@ -153,12 +153,8 @@ def test_the_pages_mention_adjustments_and_say_why(
     _issue(api, admin)
     post_samples(api, admin, "doc-a", [_hour(GAP)])
     run(api, admin, "DOC-1", "2026-10")
-    page = lambda seq: (
-        api.get(  # noqa: E731
-            f"/v1/contracts/DOC-1/statements/2026-10?seq={seq}&format=html", headers=admin
-        ).text
-    )
-    issued, adjustment = page(0), page(1)
+    url = "/v1/contracts/DOC-1/statements/2026-10?format=html&seq="
+    issued, adjustment = (api.get(f"{url}{seq}", headers=admin).text for seq in (0, 1))
     assert "Statement DOC-1-2026-10-0" in issued
     assert "Adjusted later" in issued and "DOC-1-2026-10-1 (draft" in issued
     assert "2026-10-01 to 2026-10-31 (inclusive, Europe/Stockholm)" in issued

@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy import Connection, insert, select, update
 
 from schemas.db import users
 from services.api.people import passwords, sessions
-from services.api.tokens import Role, check_role
+from services.api.tokens import PARTY_ROLES, Role, check_role
 from services.errors import Conflict, NotFound
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -30,7 +37,9 @@ class UserIn(BaseModel):
     email: str = Field(max_length=254, examples=["anna.berg@connectcorp.example"])
     name: Name = Field(examples=["Anna Berg"])
     role: Role
-    party: str | None = Field(default=None, max_length=200, examples=["Connectcorp"])
+    party: str | None = Field(
+        default=None, max_length=200, validate_default=True, examples=["Connectcorp"]
+    )
     password: str = Field(min_length=passwords.MIN_LENGTH, max_length=passwords.MAX_LENGTH)
 
     @field_validator("email")
@@ -43,8 +52,13 @@ class UserIn(BaseModel):
 
     @field_validator("party")
     @classmethod
-    def _party(cls, value: str | None) -> str | None:
-        return (value or "").strip() or None
+    def _party(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Checked with the input, before anything touches the database."""
+        party = (value or "").strip() or None
+        role = info.data.get("role")
+        if role in PARTY_ROLES and party is None:
+            raise ValueError(f"a {role} person needs a party")
+        return party
 
 
 @dataclass(frozen=True)
