@@ -29,7 +29,7 @@ from schemas.contract import ContractIn
 from schemas.db import contracts as contracts_table
 from schemas.db import samples
 from schemas.periods import Period, period_bounds, period_of
-from services import audit
+from services import audit, demo_people
 from services.api.tokens import authenticate, create_token
 from services.config import Settings
 from services.settlement import contracts, runs, statements
@@ -570,6 +570,9 @@ def run_demo(
     base = base_url(settings)
     result.urls = {cid: urls(base, cid, covered) for cid in ids}
     _summary(result, how, base, plan, say)
+    people, where = demo_people.ensure_people(engine, settings)
+    for line in demo_people.summary(base, ids[0], covered, people, where):
+        say(line)
     return result
 
 

@@ -101,3 +101,25 @@ def test_running_the_demo_twice_reuses_everything(
     with db.connect() as conn:
         assert stats.totals(conn) == counters  # no sample written again
     assert "history already complete" in said
+
+
+def test_demo_people_sign_in_and_open_the_printed_pages(
+    demo: tuple[DemoResult, list[str]], api: Any
+) -> None:
+    from tests.pages.conftest import sign_in
+
+    _, said = demo
+    logins = [line.split(": ", 1)[1].split(" / ") for line in said if "example / " in line]
+    assert len(logins) == 3  # provider, customer, finance
+    pages = [
+        line.strip().split("8000", 1)[1]
+        for line in said
+        if "/contracts" in line and "/v1/" not in line
+    ]
+    pages += [line.strip().split("8000", 1)[1] for line in said if "/statements?period=" in line]
+    assert len(pages) == 5
+    for email, password in logins:
+        api.cookies.clear()
+        assert sign_in(api, email, password).status_code == 303, email
+        for path in pages:
+            assert api.get(path).status_code == 200, (email, path)
