@@ -66,10 +66,20 @@ def story(api: Any, admin: dict[str, str], db: Any, person: Any) -> dict[str, st
         contract_id="ACME-CRUSH-01", provider=OWN, customer=CUSTOMER, timezone="Europe/Stockholm"
     )
     ok(api.post("/v1/contracts", json=body, headers=admin), 201)
-    for period, availability in (("2026-09", 0.96), ("2026-10", 0.93)):
-        write_rollups(db, terms_of(body), period, availability=availability)
+    terms = terms_of(body)
+    write_rollups(db, terms, "2026-09", availability=0.96, missing=60)
+    write_rollups(db, terms, "2026-10", availability=0.93)
     settle_months(api, admin, "ACME-CRUSH-01", ["2026-09", "2026-10"])
     ok(api.post("/v1/contracts/ACME-CRUSH-01/statements/2026-09/issue", headers=admin))
+    late = {
+        "ts": "2026-09-30T20:00:00Z",
+        "interval_s": 3600,
+        "uptime_min": 60,
+        "quality_min": 60,
+        "throughput": 90,
+    }  # September's missing hour, after the issue
+    ok(api.post("/v1/telemetry/ra-a", json=late, headers=admin))
+    settle_months(api, admin, "ACME-CRUSH-01", ["2026-09"])
     return {
         "finance": person("finance", OWN, "Anna Berg"),
         "provider": person("provider", OWN, "Per Holm"),
@@ -121,6 +131,15 @@ def test_a_finance_person_signs_in_opens_a_statement_and_issues_it(
         assert "by Anna Berg (finance, Connectcorp)" in text
         assert page.locator("form[action$='/issue']").count() == 0
         _shot(page, "statement-issued")
+
+        page.goto(f"{server}/contracts/ACME-CRUSH-01/statements/2026-09")
+        assert "Adjusted later" in page.inner_text("main")
+        page.click("text=ACME-CRUSH-01-2026-09-1")
+        text = page.inner_text("main")
+        assert "Why this adjustment exists" in text
+        assert "It adjusts statement ACME-CRUSH-01-2026-09-0" in text
+        assert "1 late sample after the issued data" in text
+        _shot(page, "statement-adjustment")
 
         page.click("nav >> text=Contracts")
         page.wait_for_url(f"{server}/contracts")
