@@ -152,3 +152,16 @@ def test_the_people_form_names_invalid_values_and_saves_nothing(signed_in: Any, 
 
 def test_only_admins_open_the_people_page(signed_in: Any) -> None:
     assert signed_in("finance").get("/users").status_code == 403
+
+
+def test_the_csv_link_of_the_month_downloads_what_the_person_may_see(
+    signed_in: Any, two_contracts: None
+) -> None:
+    browser = signed_in("customer", CUSTOMER)
+    page = browser.get("/statements?period=2026-10").text
+    assert 'href="/v1/settlements?period=2026-10&amp;format=csv"' in page
+    r = browser.get("/v1/settlements?period=2026-10&format=csv")  # the cookie signs it
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    header, *rows = r.text.strip().split("\r\n")
+    assert header.startswith("number,contract_id,provider,customer,period,period_start")
+    assert [row.split(",")[0] for row in rows] == ["OURS-1-2026-10-0"]
