@@ -23,6 +23,7 @@ from tests.settlement.helpers import ok
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
+expect = playwright.expect
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -102,7 +103,8 @@ def test_a_finance_person_signs_in_opens_a_statement_and_issues_it(
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(60_000)  # a shared machine can be slow; waits poll
+        expect.set_options(timeout=60_000)
 
         page.goto(f"{server}/contracts/ACME-CRUSH-01/statements/2026-10")
         assert "/login" in page.url  # no session: the page sends the person to sign in
@@ -110,7 +112,7 @@ def test_a_finance_person_signs_in_opens_a_statement_and_issues_it(
         page.fill("input[name=email]", story["finance"])
         page.fill("input[name=password]", "not the password")
         page.click("button[type=submit]")
-        assert "Wrong email or password" in page.inner_text("main")
+        expect(page.locator("p.error")).to_contain_text("Wrong email or password")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(f"{server}/contracts/ACME-CRUSH-01/statements/2026-10")
@@ -135,6 +137,7 @@ def test_a_finance_person_signs_in_opens_a_statement_and_issues_it(
         page.goto(f"{server}/contracts/ACME-CRUSH-01/statements/2026-09")
         assert "Adjusted later" in page.inner_text("main")
         page.click("text=ACME-CRUSH-01-2026-09-1")
+        page.wait_for_url("**/statements/2026-09?seq=1")
         text = page.inner_text("main")
         assert "Why this adjustment exists" in text
         assert "It adjusts statement ACME-CRUSH-01-2026-09-0" in text
