@@ -176,7 +176,7 @@ class _Salvage:
         sample = whole.samples[j]
         raw = sample_payload(sample) if whole.batch else whole.message.payload
         why = f"refused by the database: {dberrors.reason(exc)}"
-        log.warning("a sample of %s refused by the database: %s", whole.message.topic, why)
+        log.warning("a sample of %s is dead-lettered: %s", whole.message.topic, why)
         reject = Reject(whole.message.topic, whole.device_id, raw, why)
         part = Decoded(whole.message, whole.device_id, rejects=[reject])
         return in_transaction(self.engine, lambda conn: write_decoded(conn, [part], self.window))
