@@ -13,8 +13,8 @@ into duplicates, which change nothing.
 Neither thread may die silently: each runs under a supervisor that logs an
 unexpected error with its traceback, reports not-ready (``is_connected``,
 which ``/readyz`` asks) and restarts it; the batch it held is carried over,
-so nothing taken from the buffer is lost. The process stays not-ready until
-the next batch commits.
+so nothing taken from the buffer is lost. It stays not-ready until the
+restarted thread has done its work once (decoded a batch, committed one).
 """
 
 from __future__ import annotations
@@ -71,8 +71,7 @@ class IngestService:
         self.buffer: Buffer[Item] = Buffer(settings.ingest_buffer_samples)
         self.consumer = MqttConsumer(settings, mqtt_url, self._deliver)
         self._stopping = threading.Event()
-        self._healthy = threading.Event()
-        self._healthy.set()
+        self._failed: set[str] = set()  # threads restarted that have not worked since
         self._give_up_at = float("inf")
         self._ready: queue.Queue[Ready | None] = queue.Queue(maxsize=1)
         self._taken: Batch[Item] | None = None  # taken by the decoder, not yet handed over
@@ -90,7 +89,7 @@ class IngestService:
         """Ready to ingest: subscribed, and neither worker thread dead or restarting."""
         return (
             self.consumer.is_connected()
-            and self._healthy.is_set()
+            and not self._failed
             and self._decoder.is_alive()
             and self._writer.is_alive()
         )
@@ -121,7 +120,7 @@ class IngestService:
                     loop()
                     return
                 except Exception:
-                    self._healthy.clear()
+                    self._failed.add(name)
                     metrics.THREAD_RESTARTS.labels(thread=name).inc()
                     log.exception("ingest %s thread failed; not ready, restarting it", name)
                     if self._stopping.wait(RESTART_DELAY_S) and name == "writer":
@@ -155,6 +154,7 @@ class IngestService:
     def _hand_over(self, batch: Batch[Item]) -> None:
         self._ready.put((batch, [decode(m) for m, _ in batch.items]))
         self._taken = None
+        self._failed.discard("decoder")
 
     def _decoder_ended(self) -> None:
         self._ready.put(None)
@@ -199,5 +199,5 @@ class IngestService:
         self.consumer.ack_many([token for _, token in batch.items])
         self.buffer.release(batch.weight)
         self._writing = None
-        self._healthy.set()
+        self._failed.discard("writer")
         metrics.BUFFER_FILL.set(self.buffer.fill)
