@@ -118,4 +118,7 @@ def _why(
 
 def _span(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
-    return f"{seconds // 86400} day(s)" if seconds % 86400 == 0 else f"{seconds} s"
+    days, rest = divmod(seconds, 86_400)
+    if seconds and not rest:
+        return f"{days} day" if days == 1 else f"{days} days"
+    return f"{seconds} s"

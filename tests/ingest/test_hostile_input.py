@@ -70,7 +70,7 @@ def hostile(now: datetime) -> list[tuple[str, bytes, str]]:
             "ts 1970-01-01T00:00:00Z is before the device's first contract period 2026-01 "
             f"(accepted from {_iso(FIRST_PERIOD_STARTS)})",
         ),
-        ("far future", payload(future), "is more than 1 day(s) in the future"),
+        ("far future", payload(future), "is more than 1 day in the future"),
     ]
 
 
