@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from schemas.telemetry import TS_MIN
 from services.config import Settings
 from services.ingest import jsonx
 from services.ingest.decode import Decoded, Reject, sample_payload
@@ -87,7 +88,8 @@ def screen(conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_
 def _admit(
     d: Decoded, earliest: datetime | None, latest: datetime, device: Any, window: Window
 ) -> None:
-    outside = [s for s in d.samples if s.ts > latest or (earliest is not None and s.ts < earliest)]
+    lowest = TS_MIN if earliest is None else earliest
+    outside = [s for s in d.samples if not lowest <= s.ts <= latest]
     if not outside:
         return
     if not d.batch:
