@@ -18,8 +18,18 @@ PARTITIONED = "partitioned"
 
 ENABLE_HINT = (
     "to use TimescaleDB, install it on the PostgreSQL server, add "
-    "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL "
-    "before the first migration of a new database (see docs/operations.md)"
+    "shared_preload_libraries = 'timescaledb' to postgresql.conf, restart PostgreSQL and "
+    "run CREATE EXTENSION timescaledb in the database (or let viu's user create it) before "
+    "its first migration; see docs/operations.md"
+)
+
+
+# Only a superuser may read shared_preload_libraries; the settings TimescaleDB's
+# loader defines at server start (context "postmaster", which a placeholder made
+# by SET never has) are visible to everyone and exist only when it is preloaded.
+PRELOADED = text(
+    "SELECT 1 FROM pg_settings WHERE context = 'postmaster' AND name IN "
+    "('timescaledb.max_background_workers', 'timescaledb.bgw_launcher_poll_time')"
 )
 
 
@@ -37,8 +47,7 @@ def enable_timescale(conn: Connection) -> str | None:
     ).first()
     if available is None:
         return "the timescaledb extension is not installed on this PostgreSQL server"
-    preload = str(conn.execute(text("SELECT current_setting('shared_preload_libraries')")).scalar())
-    if "timescaledb" not in {p.strip().rsplit("/", 1)[-1] for p in preload.split(",")}:
+    if conn.execute(PRELOADED).first() is None:
         return "the timescaledb extension is installed but not in shared_preload_libraries"
     try:
         with conn.begin_nested():
