@@ -3,6 +3,7 @@ native monthly partitions, decided once when the database is created."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -128,3 +129,30 @@ def test_installed_but_not_preloaded_falls_back_to_partitions_with_one_warning(
         viu_db.upgrade(engine, load_settings(database_url=unpreloaded))  # a restart: no change
     finally:
         engine.dispose()
+
+
+def test_a_user_who_may_not_create_the_extension_gets_partitions_and_one_warning(
+    pg_admin_url: str, timescale: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    role, name = f"viu_noext_{suffix}", f"viu_noext_{suffix}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = pg_admin_url.rsplit("/", 1)[0].replace("postgres@", f"{role}@") + "/" + name
+    admin_of_db = pg_admin_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin_of_db, autocommit=True) as conn:
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+    engine = viu_db.make_engine(url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="viu.storage"):
+            viu_db.upgrade(engine, load_settings(database_url=url))
+        with engine.connect() as conn:
+            assert samples_backend(conn) == PARTITIONED
+    finally:
+        engine.dispose()
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            conn.execute(f"DROP ROLE {role}")
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "viu.storage"]
+    assert 'permission denied to create extension "timescaledb"' in warning
