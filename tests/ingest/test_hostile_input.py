@@ -293,3 +293,28 @@ def test_a_failing_writer_thread_is_restarted_without_losing_its_batch(
     assert got["stored"] == 40 and got["dead_lettered"] == 0
     assert got["received"] == 40 + got["duplicates"]
     assert stored_ts(db) == [T0 + timedelta(minutes=5 * i) for i in range(40)]
+
+
+def test_a_failing_receive_thread_reconnects_and_the_broker_redelivers(
+    service: IngestService,
+    db: Engine,
+    device: str,
+    mqtt_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deliver = service.consumer.deliver
+    calls: list[int] = []
+
+    def failing_once(*args: Any) -> None:
+        if not calls:
+            calls.append(1)
+            raise RuntimeError("injected receive failure")
+        deliver(*args)
+
+    service.consumer.deliver = failing_once
+    with caplog.at_level(logging.ERROR):
+        publish_all(mqtt_url, f"{service.settings.mqtt_topic_prefix}/{device}/telemetry", GOOD)
+        wait_until(lambda: len(stored_ts(db)) == 40, 30, "all 40 stored")
+    assert counters(db)["stored"] == 40 and counters(db)["dead_lettered"] == 0
+    assert any("receiving from the broker failed" in r.getMessage() for r in caplog.records)
+    wait_until(service.is_connected, 10, "connected again")
