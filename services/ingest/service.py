@@ -123,8 +123,8 @@ class IngestService:
                     self._failed.add(name)
                     metrics.THREAD_RESTARTS.labels(thread=name).inc()
                     log.exception("ingest %s thread failed; not ready, restarting it", name)
-                    if self._stopping.wait(RESTART_DELAY_S) and name == "writer":
-                        return  # stopping: what the writer held is redelivered on the next start
+                    if self._stopping.wait(RESTART_DELAY_S):
+                        return  # stopping: what it held is unacknowledged, so redelivered
         finally:
             if ended is not None:
                 ended()
