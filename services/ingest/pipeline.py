@@ -63,19 +63,7 @@ def ingest(
     Raises only what is worth retrying (``dberrors.is_transient``), or when
     not even a dead letter can be written.
     """
-    started = time.perf_counter()
-    try:
-        outcome = in_transaction(
-            engine,
-            lambda conn: write_decoded(conn, [decode(m) for m in messages], window),
-            attempts,
-        )
-    except Exception as exc:
-        if dberrors.is_transient(exc):
-            raise
-        outcome = salvage(engine, messages, exc, window)
-    record(outcome, len(messages), time.perf_counter() - started)
-    return outcome
+    return ingest_decoded(engine, [decode(m) for m in messages], attempts, window)
 
 
 def ingest_decoded(
@@ -88,8 +76,7 @@ def ingest_decoded(
 
     A write may change what it is given (``screen`` moves samples to
     rejects), so only the first attempt uses ``batch``; a retry decodes the
-    payloads again, exactly as ``ingest`` does on every attempt. The caller
-    must not reuse ``batch``.
+    payloads again. The caller must not reuse ``batch``.
     """
     started = time.perf_counter()
     given: list[Sequence[Decoded]] = [batch]

@@ -9,8 +9,6 @@ rollups and in the issued statement's adjustment, as on plain PostgreSQL.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +16,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from services import db as viu_db
-from services.config import Settings
 from services.ingest import pipeline
 from services.ingest.service import IngestService
 from tests.ingest.conftest import message, payload, rows
@@ -167,22 +164,6 @@ def test_the_decompression_cap_does_not_refuse_a_large_late_batch(
             )
     assert (out.corrections, out.dead_lettered) == (28, 0)
     rollups_match_samples(db)
-
-
-@pytest.fixture
-def service(settings: Settings, db: Engine, mqtt_url: str) -> Iterator[IngestService]:
-    own = settings.model_copy(
-        update={
-            "mqtt_client_id": f"c-{uuid.uuid4().hex[:8]}",
-            "mqtt_topic_prefix": f"c{uuid.uuid4().hex[:8]}",
-            "ingest_flush_ms": 50,
-        }
-    )
-    svc = IngestService(own, db, mqtt_url)
-    svc.start()
-    wait_until(svc.is_connected, 10, "the broker connection")
-    yield svc
-    svc.stop()
 
 
 def test_late_correction_over_mqtt_into_a_compressed_chunk_does_not_stall_ingest(

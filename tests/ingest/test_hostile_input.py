@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -183,22 +182,6 @@ def test_a_chunked_body_over_the_limit_is_413(
 
 
 # ---------------------------------------------------------------- MQTT
-
-
-@pytest.fixture
-def service(settings: Settings, db: Engine, mqtt_url: str) -> Iterator[IngestService]:
-    own = settings.model_copy(
-        update={
-            "mqtt_client_id": f"h-{uuid.uuid4().hex[:8]}",
-            "mqtt_topic_prefix": f"h{uuid.uuid4().hex[:8]}",
-            "ingest_flush_ms": 50,
-        }
-    )
-    svc = IngestService(own, db, mqtt_url)
-    svc.start()
-    wait_until(svc.is_connected, 10, "the broker connection")
-    yield svc
-    svc.stop()
 
 
 def publish_all(mqtt_url: str, topic: str, payloads: list[bytes]) -> None:

@@ -10,8 +10,7 @@ a dead letter can absorb is a logged 500, never a silent retry loop.
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -108,19 +107,8 @@ def test_http_batch_stores_all_but_the_refused_sample_and_reports_it_in_the_202(
 
 
 @pytest.fixture
-def service(settings: Settings, db: Engine, mqtt_url: str) -> Iterator[IngestService]:
-    own = settings.model_copy(
-        update={
-            "mqtt_client_id": f"r-{uuid.uuid4().hex[:8]}",
-            "mqtt_topic_prefix": f"r{uuid.uuid4().hex[:8]}",
-            "ingest_flush_ms": 200,  # several messages per batch: the refusal hits a batch
-        }
-    )
-    svc = IngestService(own, db, mqtt_url)
-    svc.start()
-    wait_until(svc.is_connected, 10, "the broker connection")
-    yield svc
-    svc.stop()
+def service(start_service: Callable[..., IngestService]) -> IngestService:
+    return start_service(ingest_flush_ms=200)  # several messages per batch: a refusal hits a batch
 
 
 def test_mqtt_refused_samples_alone_and_in_a_batch_do_not_stall_ingest(
