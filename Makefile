@@ -20,9 +20,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/viu up
 
-## Lint, type-check and run the whole test suite against real PostgreSQL and MQTT.
+## Lint, type-check and run the whole test suite against real PostgreSQL and MQTT, then
+## every database test again on TimescaleDB (skipped, and said so, without ../shared/tools).
 test: install lint browser
 	$(BIN)/pytest -q
+	.ci/timescaledb-lane
 
 ## Debian's chromium for the review-page test (best effort: without it that test is skipped).
 browser:

@@ -18,6 +18,9 @@ from schemas.vocabulary import DEFAULT_CAUSE, DOWNTIME_CAUSES, DowntimeCause
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BATCH = 10_000
+# A payload is parsed whole in memory: 16 MiB holds any batch of MAX_BATCH
+# samples many times over, and bounds what one message can make viu allocate.
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -10,22 +10,68 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 TIMESCALE = "timescaledb"
 PARTITIONED = "partitioned"
 
 
-def timescale_available(conn: Connection) -> bool:
-    row = conn.execute(
+ENABLE_HINT = (
+    "to use TimescaleDB, install it on the PostgreSQL server, add "
+    "shared_preload_libraries = 'timescaledb' to postgresql.conf, restart PostgreSQL and "
+    "run CREATE EXTENSION timescaledb in the database (or let viu's user create it) before "
+    "its first migration; see docs/operations.md"
+)
+
+
+# Only a superuser may read shared_preload_libraries; the settings TimescaleDB's
+# loader defines at server start (context "postmaster", which a placeholder made
+# by SET never has) are visible to everyone and exist only when it is preloaded.
+PRELOADED = text(
+    "SELECT 1 FROM pg_settings WHERE context = 'postmaster' AND name IN "
+    "('timescaledb.max_background_workers', 'timescaledb.bgw_launcher_poll_time')"
+)
+
+
+def enable_timescale(conn: Connection) -> str | None:
+    """Create the ``timescaledb`` extension if this server can; else say why not.
+
+    Installed is not enough: without ``shared_preload_libraries`` the server
+    ends the session (FATAL) on ``CREATE EXTENSION``, so preloading is checked
+    first; any other refusal (privileges) is rolled back to a savepoint.
+    """
+    if conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first():
+        return None
+    available = conn.execute(
         text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
     ).first()
-    return row is not None
+    if available is None:
+        return "the timescaledb extension is not installed on this PostgreSQL server"
+    if conn.execute(PRELOADED).first() is None:
+        return "the timescaledb extension is installed but not in shared_preload_libraries"
+    try:
+        with conn.begin_nested():
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+    except DBAPIError as exc:
+        return f"CREATE EXTENSION timescaledb failed: {str(exc.orig).splitlines()[0]}"
+    return None
 
 
 def samples_backend(conn: Connection) -> str:
-    """Which storage the samples table uses in this database."""
-    row = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
-    return TIMESCALE if row is not None else PARTITIONED
+    """How this database stores ``samples``: decided by the table itself, not the extension.
+
+    A database created on plain PostgreSQL keeps its native partitions when
+    TimescaleDB is installed later, so the extension's presence says nothing.
+    The answer never changes while a connection lives, so it is kept per connection.
+    """
+    cached = conn.info.get(_BACKEND_KEY)
+    if cached is None:
+        kind = conn.execute(text("SELECT relkind FROM pg_class WHERE oid = 'samples'::regclass"))
+        cached = conn.info[_BACKEND_KEY] = PARTITIONED if kind.scalar() == "p" else TIMESCALE
+    return str(cached)
+
+
+_BACKEND_KEY = "viu.samples_backend"
 
 
 def month_start(ts: datetime) -> datetime:

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=5000, ge=1, le=100_000)
     ingest_flush_ms: int = Field(default=10, ge=1, le=60_000)
     ingest_buffer_samples: int = Field(default=100_000, ge=100, le=5_000_000)
+    ingest_max_ahead_s: int = Field(
+        default=86_400, ge=0, le=31_622_400, description="samples later than now + this refused"
+    )
+    ingest_days_before_contract: int = Field(
+        default=0, ge=0, le=3660, description="history accepted before the first contract period"
+    )
 
     settlement_grace_days: int = Field(default=3, ge=0, le=60)
     settlement_close_hour: int = Field(default=2, ge=0, le=23)

@@ -3,6 +3,11 @@
 Uses PostgreSQL on 127.0.0.1:5432 and Mosquitto on 127.0.0.1:1883 when they
 answer, else the embedded ones viu itself falls back to. Each test run gets a
 fresh database, migrated once; ``db`` empties the data tables before a test.
+
+Two lanes (``make test``): the whole suite on plain PostgreSQL, then, with
+``VIU_TEST_LANE=timescaledb`` and ``VIU_TEST_PG_ADMIN_URL`` pointing at a
+TimescaleDB cluster (``.ci/timescaledb-lane``), only the tests that use the
+database again. A test that holds for one storage only asks for ``backend``.
 """
 
 from __future__ import annotations
@@ -17,12 +22,28 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
+from schemas.timeseries import TIMESCALE, samples_backend
 from services import db as viu_db
 from services.config import Settings, load_settings
 from services.embedded import EmbeddedBroker, start_broker, start_mosquitto, start_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+TIMESCALEDB_TOOL = SHARED / "tools" / "timescaledb.sh"
+LANE = os.environ.get("VIU_TEST_LANE", "")
+
+
+def pytest_report_header() -> str:
+    return f"viu test lane: {LANE or 'postgresql'}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the TimescaleDB lane run only what touches the database (the rest ran already)."""
+    if LANE != "timescaledb":
+        return
+    uses = ["pg_admin_url" in getattr(i, "fixturenames", ()) for i in items]
+    config.hook.pytest_deselected(items=[i for i, db in zip(items, uses, strict=True) if not db])
+    items[:] = [i for i, db in zip(items, uses, strict=True) if db]
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -108,6 +129,20 @@ def engine(settings: Settings) -> Iterator[Engine]:
     viu_db.upgrade(eng, settings)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def backend(engine: Engine) -> str:
+    """How this database stores samples: ``timescaledb`` or ``partitioned``."""
+    with engine.connect() as conn:
+        return samples_backend(conn)
+
+
+@pytest.fixture
+def timescale(backend: str) -> None:
+    """For tests of TimescaleDB itself: they run on the TimescaleDB lane only."""
+    if backend != TIMESCALE:
+        pytest.skip("TimescaleDB only (runs on the TimescaleDB lane of make test)")
 
 
 KEEP = {"alembic_version"}

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.problems import problem
+from services.api.problems import REQUEST_ID, problem
 from services.logs import request_id
 
 API_LATENCY = Histogram(
@@ -18,7 +18,13 @@ API_LATENCY = Histogram(
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Refuse bodies over ``limit`` bytes with 413, declared or streamed.
+
+    A streamed (chunked) body is only found too large while the app reads
+    it, and the app may turn the read error into an answer of its own
+    (FastAPI answers 400 "error parsing the body"): once the limit is
+    passed, whatever the app answers is replaced by the 413.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -33,19 +39,34 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
+        over = False  # the body passed the limit
+        started = False  # the app's answer began before that
+        refused = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                over = True
                 raise _TooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started, refused
+            if over and not started:
+                if not refused:
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                return  # the app's own answer to the failed read is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
+            if not started and not refused:
+                await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
@@ -87,10 +108,13 @@ class RequestId:
         given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
         rid = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
         token = request_id.set(rid)
+        scope[REQUEST_ID] = rid
 
         async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+                headers = message.setdefault("headers", [])
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
             await send(message)
 
         try:

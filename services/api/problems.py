@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services import dberrors
 from services.errors import ViuError
 
 log = logging.getLogger(__name__)
@@ -94,9 +96,47 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), str(exc.detail), f"http-{exc.status_code}")
 
 
+REQUEST_ID = "viu.request_id"
+"""Where ``middleware.RequestId`` leaves the request id in the ASGI scope: the 500
+handler runs outside that middleware, after its context variable is reset."""
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem(500, "Internal error", "an unexpected error occurred; it was logged", "internal")
+    rid = str(request.scope.get(REQUEST_ID) or "-")
+    log.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        rid,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    response = problem(
+        500,
+        "Internal error",
+        f"an unexpected error occurred; it was logged with request id {rid}",
+        "internal",
+        request_id=rid,
+    )
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is away or overloaded (retry later); any other error is a 500."""
+    if dberrors.is_transient(exc):
+        log.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            dberrors.reason(exc),
+        )
+        return problem(
+            503,
+            "A dependency is unavailable",
+            "the database is unavailable; retry later",
+            "unavailable",
+        )
+    return await _unexpected(request, exc)
 
 
 async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
@@ -121,6 +161,8 @@ def install(app: FastAPI) -> None:
     for domain_error in (InvalidPeriod, NaiveDatetime, UnknownTimezone, UnknownCurrency):
         app.add_exception_handler(domain_error, _bad_value)
     app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(psycopg.Error, _database)
     app.add_exception_handler(ViuError, _viu_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)

@@ -1,9 +1,9 @@
 """The dead-letter store: invalid input is kept, visible and replayable, never dropped.
 
-Replay runs the stored payload through the same decode + write path as live
-traffic. If nothing of it can be stored yet (say the device is still
-unknown) the entry stays ``open`` with the new reason in ``replay_result``;
-if part of a batch is still invalid, that part becomes a new dead letter.
+Filing must succeed whatever the input held: the payload is bytes (``bytea``
+holds anything) and the texts (topic, reason) are escaped where PostgreSQL
+text cannot hold them (NUL, lone surrogates). Replay lives in ``replay``,
+which sits above the writer (the writer files dead letters; replay writes).
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select
 
 from schemas.db import dead_letters
-from services.errors import Conflict, NotFound
-from services.ingest.decode import Message, Reject, decode
-from services.ingest.stats import Outcome
+from services.errors import NotFound
+from services.ingest.decode import Reject, storable
 
 Row = dict[str, Any]
 
@@ -30,10 +29,10 @@ def file(conn: Connection, rejects: Sequence[Reject]) -> list[int]:
     rows = [
         {
             "received_at": now,
-            "topic": r.topic,
+            "topic": storable(r.topic),
             "device_id": _device(r.device_id),
             "payload": r.payload,
-            "reason": r.reason[:4000],
+            "reason": storable(r.reason)[:4000],
             "status": "open",
         }
         for r in rejects
@@ -74,31 +73,3 @@ def listing(
     if after is not None:
         stmt = stmt.where(dead_letters.c.id > after)
     return [dict(r) for r in conn.execute(stmt).mappings()]
-
-
-def replay(conn: Connection, dead_letter_id: int, by: str) -> tuple[Row, Outcome | None]:
-    """Re-run a dead letter through the write path, in the caller's transaction.
-
-    Returns the updated entry and what the write did (None if nothing was written).
-    """
-    from services.ingest.writer import reject_unknown_devices, write_decoded
-
-    row = get(conn, dead_letter_id, lock=True)
-    if row["status"] != "open":
-        raise Conflict(f"dead letter {dead_letter_id} is already {row['status']}")
-    decoded = decode(Message(row["topic"], bytes(row["payload"]), datetime.now(UTC)))
-    reject_unknown_devices(conn, [decoded])
-    now = datetime.now(UTC)
-    outcome = None
-    if not decoded.samples:
-        result = "; ".join(r.reason for r in decoded.rejects) or "nothing to store"
-        values: Row = {"replay_result": f"still invalid: {result}"[:4000]}
-    else:
-        outcome = write_decoded(conn, [decoded])
-        result = ", ".join(f"{k} {v}" for k, v in outcome.counts().items())
-        if outcome.dead_letter_ids:
-            result += f"; new dead letters {outcome.dead_letter_ids}"
-        values = {"status": "replayed", "replay_result": result}
-    values |= {"replayed_at": now, "replayed_by": by}
-    conn.execute(update(dead_letters).where(dead_letters.c.id == dead_letter_id).values(values))
-    return get(conn, dead_letter_id), outcome

@@ -7,17 +7,19 @@ the raw payload (or, for one bad item of a batch, that item's JSON) and why.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.telemetry import DEVICE_ID, MAX_BATCH, Sample, fast_sample
+from schemas.telemetry import DEVICE_ID, MAX_BATCH, MAX_PAYLOAD_BYTES, Sample, fast_sample
 from services.errors import Invalid
 from services.ingest import jsonx
 
 HTTP_TOPIC = "http:/v1/telemetry/"
+KEPT_OF_OVERSIZE = 64 * 1024  # bytes of an oversized payload kept in its dead letter
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Reject:
     reason: str
     weight: int = 1  # samples this reject stands for (counted as received and dead-lettered)
 
+    def __post_init__(self) -> None:
+        # A reason quotes the input (a device id, a key): it must stay storable
+        # in PostgreSQL text and encodable as UTF-8 JSON whatever the input held.
+        object.__setattr__(self, "reason", storable(self.reason))
+
 
 @dataclass
 class Decoded:
@@ -44,6 +51,7 @@ class Decoded:
     device_id: str | None
     samples: list[Sample] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    batch: bool = False  # a {"samples": [...]} payload (else one sample)
 
     @property
     def received(self) -> int:
@@ -77,26 +85,79 @@ def topic_device(topic: str) -> str:
 
 
 def decode(message: Message) -> Decoded:
-    """Validate one payload; every problem becomes a reject, never an exception."""
+    """Validate one payload; every problem becomes a reject, never an exception.
+
+    A bulkhead: whatever one payload does to the parser or the validators
+    (nesting that exhausts the recursion limit, a value no validator
+    foresaw), that payload is dead-lettered and the next one is decoded.
+    """
+    try:
+        return _decode(message)
+    except Exception as exc:  # the bulkhead: no payload may stop ingest
+        device_id = None
+        with contextlib.suppress(Exception):
+            device_id = topic_device(message.topic)
+        return _whole(message, device_id, f"cannot be decoded: {type(exc).__name__}: {exc}")
+
+
+def _decode(message: Message) -> Decoded:
     try:
         device_id = topic_device(message.topic)
     except Invalid as exc:
         return _whole(message, None, exc.detail)
+    if len(message.payload) > MAX_PAYLOAD_BYTES:
+        return _oversize(message, device_id)
     try:
         items, is_batch = _items(jsonx.loads(message.payload))
+    except RecursionError:
+        return _whole(message, device_id, "bad JSON: nested too deeply")
     except (ValueError, Invalid) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return _whole(message, device_id, _reason(exc))
-    out = Decoded(message, device_id)
+    out = Decoded(message, device_id, batch=is_batch)
     for index, item in enumerate(items):
         try:
             out.samples.append(_sample(item, device_id))
         except (ValidationError, Invalid) as exc:
             if not is_batch:
                 return _whole(message, device_id, _reason(exc))
-            raw = jsonx.dumps(item).encode()
             reason = f"samples[{index}]: {_reason(exc)}"
+            try:
+                raw = jsonx.dumps(item).encode()
+            except (RecursionError, ValueError):  # too deep to copy: keep the payload whole
+                return _whole(message, device_id, reason)
             out.rejects.append(Reject(message.topic, device_id, raw, reason))
     return out
+
+
+def _oversize(message: Message, device_id: str) -> Decoded:
+    """Too large to parse safely: one dead letter keeping the payload's first bytes."""
+    size = len(message.payload)
+    reason = (
+        f"payload of {size} bytes is over the limit of {MAX_PAYLOAD_BYTES} bytes "
+        f"(its first {KEPT_OF_OVERSIZE} bytes are kept)"
+    )
+    out = Decoded(message, device_id)
+    kept = message.payload[:KEPT_OF_OVERSIZE]
+    out.rejects.append(Reject(message.topic, device_id, kept, reason))
+    return out
+
+
+def sample_payload(sample: Sample) -> bytes:
+    """A decoded sample as a payload of its own (for its dead letter; replayable as is)."""
+    fields = sample.model_fields_set or set(Sample.model_fields)
+    values = {k: getattr(sample, k) for k in Sample.model_fields if k in fields}
+    return jsonx.dumps(values).encode()
+
+
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL text and UTF-8 can hold it: NUL and lone surrogates escaped."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 def _whole(message: Message, device_id: str | None, reason: str) -> Decoded:

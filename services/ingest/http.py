@@ -32,13 +32,11 @@ def query_ts(value: str | None, name: str) -> datetime | None:
     if value is None or value == "":
         return None
     v = value.strip()
-    if v.isdigit():
-        return parse_ts(int(v))
     if len(v) > 19 and v[-6] == " ":
         v = v[:-6] + "+" + v[-5:]
     try:
-        return parse_ts(v)
-    except ValueError as exc:
+        return parse_ts(int(v) if v.isdigit() else v)
+    except ValueError as exc:  # out of range, or more digits than int() takes
         raise Invalid(f"{name}: {exc}", field=name) from None
 
 

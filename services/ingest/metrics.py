@@ -17,6 +17,9 @@ BATCH_SIZE = Histogram(
 COMMIT_SECONDS = Histogram("viu_ingest_commit_seconds", "Time to write and commit one batch")
 BUFFER_FILL = Gauge("viu_ingest_buffer_samples", "Samples received but not yet committed")
 RETRIES = Counter("viu_ingest_retries", "Batches retried after a database error")
+THREAD_RESTARTS = Counter(
+    "viu_ingest_thread_restarts", "Ingest worker threads restarted after an error", ["thread"]
+)
 CONNECTED = Gauge("viu_ingest_broker_connected", "1 while the MQTT session is up")
 
 

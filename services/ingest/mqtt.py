@@ -203,6 +203,8 @@ class MqttConsumer:
             except (OSError, ConnectionLost) as exc:
                 if not self._stopping.is_set():
                     log.warning("disconnected from the broker (%s); reconnecting", exc)
+            except Exception:  # never a silent death: drop the session's connection, redelivered
+                log.exception("receiving from the broker failed; reconnecting")
             finally:
                 self._drop(sock)
             self._stopping.wait(RECONNECT_MIN_S)

@@ -1,126 +1,172 @@
 """Running the write path in its own transaction, with the retries every door needs.
 
-A lost connection or a deadlock is retried (the write is idempotent); a
-batch the database refuses for its data is split so that one bad payload is
-dead-lettered instead of blocking everything behind it.
+Errors are classified (``services.dberrors``). A transient one (lost
+connection, failover, deadlock, too many connections) is retried: the write
+is idempotent. Anything else means the database refuses something in the
+batch for good (a constraint, an operator's trigger, …) and would refuse it
+on every retry, so the batch is **salvaged**: split in halves, each half in
+its own transaction, until the samples the database refuses are isolated.
+Each of those is dead-lettered with the database's own message, everything
+else is stored, and the caller acknowledges and goes on. Finding k refused
+samples among n costs about 2·k·log2(n/k) small transactions; a batch
+without a refusal costs nothing extra.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-import psycopg.errors
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
+from services import dberrors
 from services.ingest import metrics
-from services.ingest.decode import Decoded, Message, Reject, decode
+from services.ingest.admission import DEFAULT_WINDOW, Window, screen
+from services.ingest.decode import Decoded, Message, Reject, decode, sample_payload
 from services.ingest.stats import SINCE_START, Outcome
-from services.ingest.writer import write_decoded, write_messages
+from services.ingest.writer import write_decoded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TRANSIENT = (
-    psycopg.errors.DeadlockDetected,
-    psycopg.errors.SerializationFailure,
-    psycopg.errors.LockNotAvailable,
-)
-DATA = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
+Unit = tuple[int, int]
+"""(payload index, sample index) of one sample; sample index -1: the payload's decode rejects."""
 
-
-def is_data_error(exc: BaseException) -> bool:
-    """The database refused the content itself: retrying the same batch cannot help."""
-    return isinstance(exc, DBAPIError) and isinstance(exc.orig, DATA)
-
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc.orig, TRANSIENT)
-    )
+ONE_BY_ONE = 4  # below this many units a refused range is tried unit by unit
 
 
 def in_transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 5) -> T:
-    """Run ``work`` in one transaction, retrying deadlocks and dropped connections."""
+    """Run ``work`` in one transaction, retrying transient errors with backoff."""
     for attempt in range(1, attempts + 1):
         try:
             with engine.begin() as conn:
                 return work(conn)
-        except DBAPIError as exc:
-            if attempt == attempts or not is_transient(exc):
+        except Exception as exc:
+            if attempt == attempts or not dberrors.is_transient(exc):
                 raise
-            log.warning("ingest transaction retried (%s): %s", attempt, exc.orig)
+            log.warning("ingest transaction retried (%s): %s", attempt, dberrors.reason(exc))
             time.sleep(min(0.05 * 2**attempt, 1.0))
     raise AssertionError("unreachable")
 
 
-def ingest(engine: Engine, messages: Sequence[Message], attempts: int = 5) -> Outcome:
-    """Store payloads exactly once; counts go to the process counters after the commit."""
-    started = time.perf_counter()
-    try:
-        outcome = in_transaction(engine, _writing(messages), attempts)
-    except DBAPIError as exc:
-        if not is_data_error(exc):
-            raise
-        outcome = _split(engine, messages, attempts)
-    record(outcome, len(messages), time.perf_counter() - started)
-    return outcome
+def ingest(
+    engine: Engine,
+    messages: Sequence[Message],
+    attempts: int = 5,
+    window: Window = DEFAULT_WINDOW,
+) -> Outcome:
+    """Store payloads exactly once; counts go to the process counters after the commit.
+
+    Raises only what is worth retrying (``dberrors.is_transient``), or when
+    not even a dead letter can be written.
+    """
+    return ingest_decoded(engine, [decode(m) for m in messages], attempts, window)
 
 
-def ingest_decoded(engine: Engine, batch: Sequence[Decoded], attempts: int = 5) -> Outcome:
+def ingest_decoded(
+    engine: Engine,
+    batch: Sequence[Decoded],
+    attempts: int = 5,
+    window: Window = DEFAULT_WINDOW,
+) -> Outcome:
     """``ingest`` for payloads decoded beforehand (the MQTT decoder thread decodes them).
 
-    A write may change what it is given (``reject_all``), so only the first
-    attempt uses ``batch``; a retry decodes the payloads again, exactly as
-    ``ingest`` does on every attempt. The caller must not reuse ``batch``.
+    A write may change what it is given (``screen`` moves samples to
+    rejects), so only the first attempt uses ``batch``; a retry decodes the
+    payloads again. The caller must not reuse ``batch``.
     """
     started = time.perf_counter()
     given: list[Sequence[Decoded]] = [batch]
 
     def work(conn: Connection) -> Outcome:
         todo = given.pop() if given else [decode(d.message) for d in batch]
-        return write_decoded(conn, todo)
+        return write_decoded(conn, todo, window)
 
     try:
         outcome = in_transaction(engine, work, attempts)
-    except DBAPIError as exc:
-        if not is_data_error(exc):
+    except Exception as exc:
+        if dberrors.is_transient(exc):
             raise
-        outcome = _split(engine, [d.message for d in batch], attempts)
+        outcome = salvage(engine, [d.message for d in batch], exc, window)
     record(outcome, len(batch), time.perf_counter() - started)
     return outcome
 
 
-def _split(engine: Engine, messages: Sequence[Message], attempts: int) -> Outcome:
-    total = Outcome()
-    for message in messages:
+def salvage(
+    engine: Engine, messages: Sequence[Message], exc: Exception, window: Window = DEFAULT_WINDOW
+) -> Outcome:
+    """Store what the database accepts of a refused batch and dead-letter the rest."""
+    log.warning(
+        "the database refused a batch of %d payload(s) (%s); isolating what it refuses",
+        len(messages),
+        dberrors.reason(exc),
+    )
+    decoded = [decode(m) for m in messages]
+    in_transaction(engine, lambda conn: screen(conn, decoded, window))
+    units: list[Unit] = []
+    for i, d in enumerate(decoded):
+        if d.rejects:
+            units.append((i, -1))
+        units.extend((i, j) for j in range(len(d.samples)))
+    return _Salvage(engine, decoded, window).split(units, exc)
+
+
+class _Salvage:
+    def __init__(self, engine: Engine, decoded: list[Decoded], window: Window) -> None:
+        self.engine = engine
+        self.decoded = decoded
+        self.window = window
+
+    def split(self, units: list[Unit], exc: Exception) -> Outcome:
+        """``units`` were refused together: try smaller parts, in order."""
+        if len(units) == 1:
+            return self.refuse(units[0], exc)
+        size = 1 if len(units) <= ONE_BY_ONE else (len(units) + 1) // 2
+        total = Outcome()
+        for start in range(0, len(units), size):
+            total += self.attempt(units[start : start + size])
+        return total
+
+    def attempt(self, units: list[Unit]) -> Outcome:
         try:
-            total += in_transaction(engine, _writing([message]), attempts)
-        except DBAPIError as exc:
-            if not is_data_error(exc):
+            return in_transaction(
+                self.engine, lambda conn: write_decoded(conn, self.parts(units), self.window)
+            )
+        except Exception as exc:
+            if dberrors.is_transient(exc):
                 raise
-            total += in_transaction(engine, _refusing(message, exc), attempts)
-    return total
+            return self.split(units, exc)
 
+    def parts(self, units: list[Unit]) -> list[Decoded]:
+        """The payloads' pieces named by ``units``, in order (rebuilt for every attempt)."""
+        out = []
+        for i, group in itertools.groupby(units, key=lambda u: u[0]):
+            whole = self.decoded[i]
+            part = Decoded(whole.message, whole.device_id, batch=whole.batch)
+            for _, j in group:
+                if j < 0:
+                    part.rejects = list(whole.rejects)
+                else:
+                    part.samples.append(whole.samples[j])
+            out.append(part)
+        return out
 
-def _writing(messages: Sequence[Message]) -> Callable[[Connection], Outcome]:
-    return lambda conn: write_messages(conn, messages)
-
-
-def _refusing(message: Message, exc: DBAPIError) -> Callable[[Connection], Outcome]:
-    return lambda conn: _refused(conn, message, exc)
-
-
-def _refused(conn: Connection, message: Message, exc: DBAPIError) -> Outcome:
-    decoded = decode(message)
-    reason = f"refused by the database: {str(exc.orig).splitlines()[0][:500]}"
-    weight = decoded.received
-    decoded.samples = []
-    decoded.rejects = [Reject(message.topic, decoded.device_id, message.payload, reason, weight)]
-    return write_decoded(conn, [decoded])
+    def refuse(self, unit: Unit, exc: Exception) -> Outcome:
+        """Dead-letter one refused sample with the database's reason."""
+        i, j = unit
+        if j < 0:
+            raise exc  # not even its dead letters can be stored: nothing to salvage
+        whole = self.decoded[i]
+        sample = whole.samples[j]
+        raw = sample_payload(sample) if whole.batch else whole.message.payload
+        why = f"refused by the database: {dberrors.reason(exc)}"
+        log.warning("a sample of %s is dead-lettered: %s", whole.message.topic, why)
+        reject = Reject(whole.message.topic, whole.device_id, raw, why)
+        part = Decoded(whole.message, whole.device_id, rejects=[reject])
+        return in_transaction(self.engine, lambda conn: write_decoded(conn, [part], self.window))
 
 
 def record(outcome: Outcome, messages: int, seconds: float) -> None:

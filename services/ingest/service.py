@@ -9,6 +9,12 @@ waits, and both count against the buffer until their commit.
 A crash before the commit loses nothing (the broker redelivers); a crash
 between commit and ack causes a redelivery that the idempotent write turns
 into duplicates, which change nothing.
+
+Neither thread may die silently: each runs under a supervisor that logs an
+unexpected error with its traceback, reports not-ready (``is_connected``,
+which ``/readyz`` asks) and restarts it; the batch it held is carried over,
+so nothing taken from the buffer is lost. It stays not-ready until the
+restarted thread has done its work once (decoded a batch, committed one).
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
+from services import dberrors
 from services.config import Settings
 from services.ingest import metrics, pipeline
+from services.ingest.admission import Window
 from services.ingest.buffer import Batch, Buffer
 from services.ingest.decode import Decoded, Message, decode
 from services.ingest.mqtt import AckToken, MqttConsumer
@@ -33,6 +41,7 @@ log = logging.getLogger(__name__)
 Item = tuple[Message, AckToken]
 Ready = tuple[Batch[Item], list[Decoded]]
 STOP_FLUSH_S = 15.0
+RESTART_DELAY_S = 1.0
 
 
 def sample_weight(payload: bytes) -> int:
@@ -58,17 +67,17 @@ class IngestService:
     def __init__(self, settings: Settings, engine: Engine, mqtt_url: str) -> None:
         self.settings = settings
         self.engine = engine
+        self.window = Window.of(settings)
         self.buffer: Buffer[Item] = Buffer(settings.ingest_buffer_samples)
         self.consumer = MqttConsumer(settings, mqtt_url, self._deliver)
         self._stopping = threading.Event()
+        self._failed: set[str] = set()  # threads restarted that have not worked since
         self._give_up_at = float("inf")
         self._ready: queue.Queue[Ready | None] = queue.Queue(maxsize=1)
-        self._decoder = threading.Thread(
-            target=self._decode_loop, name="viu-ingest-decoder", daemon=True
-        )
-        self._writer = threading.Thread(
-            target=self._write_loop, name="viu-ingest-writer", daemon=True
-        )
+        self._taken: Batch[Item] | None = None  # taken by the decoder, not yet handed over
+        self._writing: Ready | None = None  # handed to the writer, not yet committed
+        self._decoder = self._thread("decoder", self._decode_loop, self._decoder_ended)
+        self._writer = self._thread("writer", self._write_loop)
 
     def start(self) -> None:
         tune_gc()
@@ -77,7 +86,13 @@ class IngestService:
         self.consumer.start()
 
     def is_connected(self) -> bool:
-        return self.consumer.is_connected()
+        """Ready to ingest: subscribed, and neither worker thread dead or restarting."""
+        return (
+            self.consumer.is_connected()
+            and not self._failed
+            and self._decoder.is_alive()
+            and self._writer.is_alive()
+        )
 
     def stop(self) -> None:
         """Flush and acknowledge what is buffered, then disconnect."""
@@ -88,6 +103,32 @@ class IngestService:
         self._writer.join(max(0.0, self._give_up_at + 5 - time.monotonic()))
         self.consumer.stop()
 
+    def _thread(
+        self, name: str, loop: Callable[[], None], ended: Callable[[], None] | None = None
+    ) -> threading.Thread:
+        return threading.Thread(
+            target=self._supervise, args=(name, loop, ended), name=f"viu-ingest-{name}", daemon=True
+        )
+
+    def _supervise(
+        self, name: str, loop: Callable[[], None], ended: Callable[[], None] | None
+    ) -> None:
+        """Run ``loop`` until it returns; an unexpected error is logged and the loop restarted."""
+        try:
+            while True:
+                try:
+                    loop()
+                    return
+                except Exception:
+                    self._failed.add(name)
+                    metrics.THREAD_RESTARTS.labels(thread=name).inc()
+                    log.exception("ingest %s thread failed; not ready, restarting it", name)
+                    if self._stopping.wait(RESTART_DELAY_S):
+                        return  # stopping: what it held is unacknowledged, so redelivered
+        finally:
+            if ended is not None:
+                ended()
+
     def _deliver(self, message: Message, token: AckToken) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker keeps it for the next start
@@ -95,42 +136,61 @@ class IngestService:
 
     def _decode_loop(self) -> None:
         s = self.settings
-        try:
-            while not (self._stopping.is_set() and self.buffer.empty()):
-                if time.monotonic() > self._give_up_at:
-                    break
-                batch = self.buffer.take(
-                    s.ingest_batch_size,
-                    s.ingest_flush_ms / 1000,
-                    idle_s=min(s.ingest_flush_ms / 1000, 0.02),
-                )
-                metrics.BUFFER_FILL.set(self.buffer.fill)  # per batch, not per message
-                if batch.items:
-                    self._ready.put((batch, [decode(m) for m, _ in batch.items]))
-        finally:
-            self._ready.put(None)
+        if self._taken is not None:  # a batch the failed decoder had taken
+            self._hand_over(self._taken)
+        while not (self._stopping.is_set() and self.buffer.empty()):
+            if time.monotonic() > self._give_up_at:
+                break
+            batch = self.buffer.take(
+                s.ingest_batch_size,
+                s.ingest_flush_ms / 1000,
+                idle_s=min(s.ingest_flush_ms / 1000, 0.02),
+            )
+            metrics.BUFFER_FILL.set(self.buffer.fill)  # per batch, not per message
+            if batch.items:
+                self._taken = batch
+                self._hand_over(batch)
+
+    def _hand_over(self, batch: Batch[Item]) -> None:
+        self._ready.put((batch, [decode(m) for m, _ in batch.items]))
+        self._taken = None
+        self._failed.discard("decoder")
+
+    def _decoder_ended(self) -> None:
+        self._ready.put(None)
 
     def _write_loop(self) -> None:
+        if self._writing is not None:  # a batch the failed writer had not committed
+            self._commit(*self._writing)
         while (ready := self._ready.get()) is not None:
+            self._writing = ready
             self._commit(*ready)
         log.info("ingest writer stopped")
 
     def _commit(self, batch: Batch[Item], decoded: list[Decoded]) -> None:
-        """Write until committed (backing off on database errors), then acknowledge."""
+        """Write until committed (backing off while the database is away), then acknowledge.
+
+        ``pipeline`` stores what the database accepts and dead-letters what
+        it refuses for good, so only a transient error (or one that stops even
+        a dead letter from being written) comes back here to be retried.
+        """
         delay = 0.1
         while True:
             try:
-                pipeline.ingest_decoded(self.engine, decoded, attempts=1)
+                pipeline.ingest_decoded(self.engine, decoded, attempts=1, window=self.window)
                 break
             except Exception as exc:  # the database is away (or worse): keep it, retry
                 metrics.RETRIES.inc()
                 if time.monotonic() > self._give_up_at:
                     log.error("stopping with an uncommitted batch; the broker redelivers it")
                     self.buffer.release(batch.weight)
+                    self._writing = None
                     return
-                level = logging.WARNING if isinstance(exc, SQLAlchemyError) else logging.ERROR
-                why = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-                log.log(level, "batch not committed (%s); retrying in %.1fs", why, delay)
+                if dberrors.is_transient(exc):
+                    why = dberrors.reason(exc)
+                    log.warning("batch not committed (%s); retrying in %.1fs", why, delay)
+                else:
+                    log.exception("batch not committed; retrying in %.1fs", delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 decoded = [
@@ -138,4 +198,6 @@ class IngestService:
                 ]  # the failed write may have changed them
         self.consumer.ack_many([token for _, token in batch.items])
         self.buffer.release(batch.weight)
+        self._writing = None
+        self._failed.discard("writer")
         metrics.BUFFER_FILL.set(self.buffer.fill)

@@ -9,6 +9,13 @@ retry freely before it.
 
 Two samples with the same identity in one batch are processed in arrival
 order ("generations"): the later one is a correction of the earlier.
+
+Stored rows are locked and changed only through ``INSERT … ON CONFLICT``:
+TimescaleDB refuses ``SELECT … FOR UPDATE`` on compressed rows ("locking
+compressed tuples is not supported") and an ``UPDATE … FROM`` join
+decompresses every batch of the chunk it cannot rule out, while an insert's
+conflict check decompresses exactly the batches holding the conflicting keys.
+The same statements serve plain PostgreSQL, so both backends run one path.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from schemas.timeseries import PARTITIONED, ensure_partitions, samples_backend
 from services.ingest import deadletters, rollups, stats
+from services.ingest.admission import DEFAULT_WINDOW, Window, screen
 from services.ingest.decode import Decoded, Message, decode
 from services.ingest.stats import Outcome
 
@@ -73,16 +81,25 @@ SETUP = """CREATE TEMP TABLE IF NOT EXISTS _viu_raw (
        CREATE TEMP TABLE IF NOT EXISTS _viu_old (LIKE samples) ON COMMIT DELETE ROWS;
        CREATE TEMP TABLE IF NOT EXISTS _viu_delta (LIKE samples, sign integer NOT NULL,
          gen integer) ON COMMIT DELETE ROWS"""
+# Late data into compressed TimescaleDB chunks decompresses the batches it
+# touches (up to 1,000 rows each); the default cap of 100,000 rows per
+# transaction would refuse a large late backfill as if its data were bad
+# (tests/ingest/test_compressed.py). Sent with SETUP: no extra round trip.
+UNCAPPED = "; SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0"
 
 
-def write_messages(conn: Connection, messages: Iterable[Message]) -> Outcome:
+def write_messages(
+    conn: Connection, messages: Iterable[Message], window: Window = DEFAULT_WINDOW
+) -> Outcome:
     """Decode and store payloads in the caller's transaction."""
-    return write_decoded(conn, [decode(m) for m in messages])
+    return write_decoded(conn, [decode(m) for m in messages], window)
 
 
-def write_decoded(conn: Connection, batch: Sequence[Decoded]) -> Outcome:
+def write_decoded(
+    conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_WINDOW
+) -> Outcome:
     """Store decoded payloads: samples, revisions, rollups, dead letters, counters."""
-    reject_unknown_devices(conn, batch)
+    screen(conn, batch, window)
     outcome = Outcome(received=sum(d.received for d in batch))
     rows = staging_rows(batch)
     if rows:
@@ -93,27 +110,6 @@ def write_decoded(conn: Connection, batch: Sequence[Decoded]) -> Outcome:
     outcome.dead_letter_reasons = [r.reason for r in rejects]
     stats.persist(conn, outcome)
     return outcome
-
-
-def reject_unknown_devices(conn: Connection, batch: Sequence[Decoded]) -> None:
-    """A payload for a device nobody registered is dead-lettered whole (replayable later)."""
-    wanted = {d.device_id for d in batch if d.samples and d.device_id}
-    if not wanted:
-        return
-    known = set(
-        conn.execute(
-            # A join, not "= ANY(:ids)": with a parameter array PostgreSQL
-            # compares every device with every element (milliseconds per batch).
-            text(
-                "SELECT d.device_id FROM unnest(CAST(:ids AS text[])) AS u(id) "
-                "JOIN devices d ON d.device_id = u.id"
-            ),
-            {"ids": sorted(wanted)},
-        ).scalars()
-    )
-    for d in batch:
-        if d.samples and d.device_id not in known:
-            d.reject_all(f"unknown device '{d.device_id}'")
 
 
 def staging_rows(batch: Sequence[Decoded]) -> list[tuple[Any, ...]]:
@@ -146,11 +142,13 @@ def _store_samples(conn: Connection, rows: list[tuple[Any, ...]], outcome: Outco
     devices = sorted({r[1] for r in rows})
     _lock_devices(conn, devices)
     stamps = {r[2] for r in rows}
-    if samples_backend(conn) == PARTITIONED:  # TimescaleDB creates its chunks itself
+    span = {"devices": devices, "first": min(stamps), "last": max(stamps)}
+    partitioned = samples_backend(conn) == PARTITIONED
+    if partitioned:  # TimescaleDB creates its chunks itself
         ensure_partitions(conn, stamps)
-    _raw(conn).execute(SETUP)
+    _raw(conn).execute(SETUP if partitioned else SETUP + UNCAPPED)
     _copy(conn, rows)
-    annotated = _annotated(conn, devices, min(stamps), max(stamps))
+    annotated = _annotated(conn, devices, span["first"], span["last"])
     sizes = Counter(r[0] for r in rows)
     first = 1
     if _insert_all_new(conn):
@@ -161,7 +159,7 @@ def _store_samples(conn: Connection, rows: list[tuple[Any, ...]], outcome: Outco
         return
     conn.execute(text(f"INSERT INTO _viu_stage ({STAGE_COLUMNS}) SELECT {TYPED} FROM _viu_raw"))
     for gen in range(first, max(sizes) + 1):
-        _generation(conn, gen, sizes[gen], outcome)
+        _generation(conn, gen, sizes[gen], span, outcome)
     rollups.apply_deltas(conn, "_viu_delta", annotated=annotated)
 
 
@@ -227,12 +225,15 @@ def _copy(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
             copy.write_row(row)
 
 
-def _generation(conn: Connection, gen: int, size: int, outcome: Outcome) -> None:
+def _generation(
+    conn: Connection, gen: int, size: int, span: dict[str, Any], outcome: Outcome
+) -> None:
     """Classify one generation as new / duplicate / correction and apply it.
 
-    The new rows and their rollup deltas are written by one statement; only
-    when some rows already existed are the staged rows marked and joined
-    (after ANALYZE, so the planner hashes instead of looping over pairs).
+    One statement inserts the new rows (writing their rollup deltas) and
+    locks the stored ones; only when some rows already existed are the
+    staged rows marked and joined (after ANALYZE, so the planner hashes
+    instead of looping over pairs).
     """
     p = {"g": gen}
     new = conn.execute(text(INSERT_NEW), p).rowcount
@@ -241,7 +242,7 @@ def _generation(conn: Connection, gen: int, size: int, outcome: Outcome) -> None
         conn.execute(text("ANALYZE _viu_stage, _viu_delta"))
         conn.execute(text(MARK_NEW), p)
         conn.execute(text("TRUNCATE _viu_old"))
-        conn.execute(text(LOCK_OLD), p)
+        conn.execute(text(READ_OLD), p | span)
         conn.execute(text("ANALYZE _viu_old"))
         classified = conn.execute(text(CLASSIFY), p).mappings().all()
         kinds = {r["kind"]: r["n"] for r in classified}
@@ -258,12 +259,17 @@ SELECT {SAMPLE_COLUMNS} FROM {FIRST_GENERATION} r ORDER BY device_id, ts
 """
 
 # The new rows of a generation go into samples and, as +1 deltas, into
-# _viu_delta in one statement (RETURNING feeds the second insert).
+# _viu_delta in one statement (RETURNING feeds the second insert). A stored
+# row is not changed ("WHERE false") but locked, as ON CONFLICT DO UPDATE
+# locks every conflicting row: a concurrent writer cannot change it between
+# classification and correction, and READ_OLD, a later statement, sees its
+# latest committed version. (FOR UPDATE would do the same on plain PostgreSQL
+# only: TimescaleDB cannot lock compressed rows.)
 INSERT_NEW = f"""
 WITH ins AS (
   INSERT INTO samples ({SAMPLE_COLUMNS})
   SELECT {SAMPLE_COLUMNS} FROM _viu_stage WHERE gen = :g ORDER BY device_id, ts
-  ON CONFLICT (device_id, ts) DO NOTHING
+  ON CONFLICT (device_id, ts) DO UPDATE SET seq = EXCLUDED.seq WHERE false
   RETURNING {SAMPLE_COLUMNS})
 INSERT INTO _viu_delta ({SAMPLE_COLUMNS}, sign, gen)
 SELECT {SAMPLE_COLUMNS}, 1, :g FROM ins
@@ -274,12 +280,13 @@ UPDATE _viu_stage s SET kind = 'new' FROM _viu_delta d
 WHERE s.gen = :g AND d.gen = :g AND d.sign = 1 AND s.device_id = d.device_id AND s.ts = d.ts
 """
 
-# Locking the stored rows first means a concurrent writer cannot change them
-# between classification and update (READ COMMITTED re-reads the latest version).
-LOCK_OLD = """
+# The batch's devices and time span as constants let PostgreSQL prune
+# partitions and TimescaleDB skip compressed batches of other devices and times.
+READ_OLD = """
 INSERT INTO _viu_old
 SELECT s.* FROM samples s JOIN _viu_stage n ON n.device_id = s.device_id AND n.ts = s.ts
-WHERE n.gen = :g AND n.kind IS NULL ORDER BY s.device_id, s.ts FOR UPDATE OF s
+WHERE n.gen = :g AND n.kind IS NULL
+  AND s.device_id = ANY(CAST(:devices AS text[])) AND s.ts >= :first AND s.ts <= :last
 """
 
 CLASSIFY = f"""
@@ -298,6 +305,7 @@ _CORRECTED = (
     "FROM _viu_old o JOIN _viu_stage n ON n.device_id = o.device_id AND n.ts = o.ts "
     "WHERE n.gen = :g AND n.kind = 'correction'"
 )
+_REPLACED = ", ".join(f"{c} = EXCLUDED.{c}" for c in SAMPLE_COLUMNS.split(", ")[2:])
 CORRECT = (
     f"INSERT INTO sample_revisions ({SAMPLE_COLUMNS}, revised_at) "
     f"SELECT o.{SAMPLE_COLUMNS.replace(', ', ', o.')}, now() {_CORRECTED}",
@@ -305,9 +313,9 @@ CORRECT = (
     f"SELECT o.{SAMPLE_COLUMNS.replace(', ', ', o.')}, -1 {_CORRECTED}",
     f"INSERT INTO _viu_delta ({SAMPLE_COLUMNS}, sign) "
     f"SELECT n.{SAMPLE_COLUMNS.replace(', ', ', n.')}, 1 {_CORRECTED}",
-    """UPDATE samples s SET interval_s = n.interval_s, uptime_min = n.uptime_min,
-         quality_min = n.quality_min, throughput = n.throughput,
-         downtime_cause = n.downtime_cause, seq = n.seq, received_at = n.received_at
-       FROM _viu_stage n
-       WHERE n.gen = :g AND n.kind = 'correction' AND s.device_id = n.device_id AND s.ts = n.ts""",
+    # The rows exist and are locked: this "insert" always takes the update branch.
+    f"""INSERT INTO samples ({SAMPLE_COLUMNS})
+       SELECT {SAMPLE_COLUMNS} FROM _viu_stage
+       WHERE gen = :g AND kind = 'correction' ORDER BY device_id, ts
+       ON CONFLICT (device_id, ts) DO UPDATE SET {_REPLACED}""",
 )

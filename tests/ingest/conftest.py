@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from services.config import Settings
 from services.ingest import jsonx, pipeline
 from services.ingest.decode import Message, http_topic
+from services.ingest.service import IngestService
 from services.ingest.stats import Outcome
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -81,3 +84,38 @@ def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 def ids(items: Iterable[dict[str, Any]], key: str = "id") -> list[Any]:
     return [i[key] for i in items]
+
+
+@pytest.fixture
+def start_service(
+    settings: Settings, db: Engine, mqtt_url: str
+) -> Iterator[Callable[..., IngestService]]:
+    """Start IngestServices on the test broker (own client id and topic prefix); stopped after."""
+    from tests.ingest.mqtt_helpers import wait_until  # it imports this module
+
+    started: list[IngestService] = []
+
+    def start(**update: Any) -> IngestService:
+        own = settings.model_copy(
+            update={
+                "mqtt_client_id": f"t-{uuid.uuid4().hex[:8]}",
+                "mqtt_topic_prefix": f"t{uuid.uuid4().hex[:8]}",
+                "ingest_flush_ms": 50,
+            }
+            | update
+        )
+        svc = IngestService(own, db, mqtt_url)
+        svc.start()
+        started.append(svc)
+        wait_until(svc.is_connected, 10, "the broker connection")
+        return svc
+
+    yield start
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture
+def service(start_service: Callable[..., IngestService]) -> IngestService:
+    """An IngestService on the test broker, flushing every 50 ms."""
+    return start_service()

@@ -148,3 +148,52 @@ def test_http_pseudo_topic_names_the_device() -> None:
         "http:/v1/telemetry/gw-1",
     )
     assert d.device_id == "gw-1" and len(d.samples) == 1
+
+
+def test_an_unexpected_error_dead_letters_only_that_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bulkhead: whatever a validator raises, one payload becomes one dead letter."""
+    import services.ingest.decode as decoding
+
+    real = decoding._sample
+
+    def fragile(item: Any, device_id: str) -> Any:
+        if item.get("throughput") == 666:
+            raise RuntimeError("a validator nobody foresaw")
+        return real(item, device_id)
+
+    monkeypatch.setattr(decoding, "_sample", fragile)
+    bad = one(throughput=666)
+    assert not bad.samples
+    assert bad.rejects[0].reason == "cannot be decoded: RuntimeError: a validator nobody foresaw"
+    assert one().samples
+
+
+def test_nesting_deeper_than_the_parser_takes_is_a_reject_not_a_recursion_error() -> None:
+    d = run(b"[" * 100_000 + b"]" * 100_000)
+    assert d.rejects[0].reason == "bad JSON: nested too deeply"
+    nested_item = run('{"samples": [' + "[" * 990 + "]" * 990 + "]}")
+    assert not nested_item.samples and nested_item.rejects
+
+
+def test_an_oversized_payload_keeps_its_first_bytes_and_says_why() -> None:
+    from schemas.telemetry import MAX_PAYLOAD_BYTES
+    from services.ingest.decode import KEPT_OF_OVERSIZE
+
+    raw = b'{"samples": [' + b" " * MAX_PAYLOAD_BYTES + b"]}"
+    (reject,) = run(raw).rejects
+    assert reject.payload == raw[:KEPT_OF_OVERSIZE]
+    assert reject.reason.startswith(f"payload of {len(raw)} bytes is over the limit")
+
+
+@pytest.mark.parametrize(
+    ("device", "shown"),
+    [("\ud800", "\\ud800"), ("a\x00b", "a\\x00b"), ("\udcff\x00", "\\udcff\\x00")],
+)
+def test_reasons_quoting_the_input_are_always_storable(device: str, shown: str) -> None:
+    raw = json.dumps(GOOD | {"device_id": device}).encode()
+    (reject,) = run(raw).rejects
+    assert reject.reason == f"device/topic mismatch: sample says '{shown}'"
+    reject.reason.encode("utf-8")  # no lone surrogate left
+    assert "\x00" not in reject.reason

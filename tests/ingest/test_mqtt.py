@@ -32,22 +32,6 @@ from tests.ingest.mqtt_helpers import (
 from tests.ingest.proxy import Proxy
 
 
-@pytest.fixture
-def service(settings: Settings, db: Engine, mqtt_url: str) -> Iterator[IngestService]:
-    own = settings.model_copy(
-        update={
-            "mqtt_client_id": f"t-{uuid.uuid4().hex[:8]}",
-            "mqtt_topic_prefix": f"t{uuid.uuid4().hex[:8]}",
-            "ingest_flush_ms": 50,
-        }
-    )
-    svc = IngestService(own, db, mqtt_url)
-    svc.start()
-    wait_until(svc.is_connected, 10, "the broker connection")
-    yield svc
-    svc.stop()
-
-
 def test_mqtt_and_http_share_the_write_path(
     service: IngestService, db: Engine, mqtt_url: str, api: object, admin: dict[str, str]
 ) -> None:

@@ -6,16 +6,19 @@ Revises:
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from alembic import context, op
 
-from schemas.timeseries import ensure_partitions, months_around, timescale_available
+from schemas.timeseries import ENABLE_HINT, enable_timescale, ensure_partitions, months_around
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+log = logging.getLogger("viu.storage")
 
 IMMUTABLE_FN = """
 CREATE OR REPLACE FUNCTION viu_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -27,7 +30,6 @@ END $$;
 
 
 def _samples_timescale(opts: dict[str, object]) -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     op.execute(SAMPLES_COLUMNS.format(suffix=""))
     op.execute(
         "SELECT create_hypertable('samples', 'ts', "
@@ -123,7 +125,9 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX devices_contract ON devices (contract_id)")
-    if timescale_available(op.get_bind()):
+    why_not = enable_timescale(op.get_bind())
+    if why_not is None:
         _samples_timescale(opts)
     else:
+        log.warning("samples use native monthly partitions: %s; %s", why_not, ENABLE_HINT)
         _samples_partitioned(opts)

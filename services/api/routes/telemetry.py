@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import DBAPIError
 
 from schemas.db import contracts, devices, samples
 from services.api.audit import Audit
@@ -19,21 +18,23 @@ from services.api.params import RowIdPath
 from services.api.scoping import READ_ROLES, contract_filter, sees_all, visible_device
 from services.api.tokens import Principal
 from services.config import Settings
-from services.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
-from services.ingest import deadletters, pipeline, stats
+from services.errors import Invalid, NotFound, PayloadTooLarge
+from services.ingest import deadletters, pipeline, replay, stats
+from services.ingest.admission import Window
 from services.ingest.decode import Message, http_topic
 from services.ingest.http import ExactJSON, dead_letter_out, query_ts, sample_out
 from services.ingest.stats import Outcome
 
 router = APIRouter(tags=["telemetry"])
 EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 Writer = Annotated[Principal, Depends(require("admin", "provider"))]
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 Auditor = Annotated[Principal, Depends(require("admin", "auditor"))]
 DeadLetterReader = Annotated[Principal, Depends(require("admin", "auditor", "provider"))]
 
 
-async def raw_body(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> bytes:
+async def raw_body(request: Request, settings: SettingsDep) -> bytes:
     """The request body as bytes, refused early when over ``max_body_bytes``."""
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length", "")
@@ -55,17 +56,22 @@ async def raw_body(request: Request, settings: Annotated[Settings, Depends(get_s
     },
 )
 def post_telemetry(
-    device_id: str, body: Annotated[bytes, Depends(raw_body)], engine: EngineDep, caller: Writer
+    device_id: str,
+    body: Annotated[bytes, Depends(raw_body)],
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: Writer,
 ) -> Any:
-    """Ingest one sample or a ``{"samples": [...]}`` batch, exactly as over MQTT."""
+    """Ingest one sample or a ``{"samples": [...]}`` batch, exactly as over MQTT.
+
+    What the database refuses for good is dead-lettered like invalid input;
+    a transient database error is a 503 (``problems``), anything else a 500.
+    """
     if caller.role != "admin":
         with engine.connect() as conn:
             visible_device(conn, caller, device_id)
     message = Message(http_topic(device_id), body, datetime.now(UTC))
-    try:
-        outcome = pipeline.ingest(engine, [message])
-    except DBAPIError as exc:
-        raise Unavailable("the database is unavailable; retry later") from exc
+    outcome = pipeline.ingest(engine, [message], window=Window.of(settings))
     return _ingest_response(outcome)
 
 
@@ -144,7 +150,11 @@ def _visible_devices(conn: Connection, caller: Principal) -> list[str]:
 
 @router.post("/dead-letters/{dead_letter_id}/replay", response_class=ExactJSON)
 def replay_dead_letter(
-    dead_letter_id: RowIdPath, engine: EngineDep, caller: Writer, audit: Audit
+    dead_letter_id: RowIdPath,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: Writer,
+    audit: Audit,
 ) -> Any:
     """Run a dead letter through the write path again (e.g. after registering its device)."""
 
@@ -157,7 +167,7 @@ def replay_dead_letter(
                 visible_device(conn, caller, entry["device_id"])
             except NotFound:
                 raise NotFound(f"no dead letter {dead_letter_id}") from None
-        entry, outcome = deadletters.replay(conn, dead_letter_id, caller.subject)
+        entry, outcome = replay.replay(conn, dead_letter_id, caller.subject, Window.of(settings))
         audit(
             conn,
             "dead_letter.replay",
@@ -168,10 +178,7 @@ def replay_dead_letter(
         )
         return entry, outcome
 
-    try:
-        entry, outcome = pipeline.in_transaction(engine, work)
-    except DBAPIError as exc:
-        raise Unavailable("the database is unavailable; retry later") from exc
+    entry, outcome = pipeline.in_transaction(engine, work)
     if outcome is not None:
         pipeline.record(outcome, 1, 0.0)
     body = dead_letter_out(entry)

@@ -1,0 +1,126 @@
+"""Which decoded samples may be stored: a registered device, inside the accepted time window.
+
+The window (``Window``) keeps a broken device clock or a hostile payload from
+writing decades of history or future: a sample is accepted from the start of
+its device's first contract period (in the contract's time zone, optionally
+some days earlier for baselines) up to a day (configurable) ahead of now.
+Outside it the sample is dead-lettered with the reason, and because monthly
+partitions are created only for accepted samples, no input can make viu
+create partitions outside the window.
+
+One query per batch answers both questions (is the device registered, when
+does its first contract period start), so screening adds no round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from schemas.telemetry import TS_MIN
+from services.config import Settings
+from services.ingest import jsonx
+from services.ingest.decode import Decoded, Reject, sample_payload
+
+
+@dataclass(frozen=True)
+class Window:
+    """How far ahead of now, and how far before the first contract period, samples are accepted."""
+
+    ahead: timedelta = timedelta(days=1)
+    before_contract: timedelta = timedelta(0)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Window:
+        return cls(
+            ahead=timedelta(seconds=settings.ingest_max_ahead_s),
+            before_contract=timedelta(days=settings.ingest_days_before_contract),
+        )
+
+
+DEFAULT_WINDOW = Window()
+
+# A join, not "= ANY(:ids)": with a parameter array PostgreSQL compares every
+# device with every element (milliseconds per batch). The first period starts
+# at local midnight of its first day in the contract's time zone.
+DEVICES = text(
+    """
+    SELECT d.device_id, f.effective_from, f.starts
+    FROM unnest(CAST(:ids AS text[])) AS u(id)
+    JOIN devices d ON d.device_id = u.id
+    LEFT JOIN LATERAL (
+      SELECT v.effective_from,
+             CAST(v.effective_from || '-01' AS timestamp)
+               AT TIME ZONE coalesce(v.body->>'timezone', 'UTC') AS starts
+      FROM contract_versions v WHERE v.contract_id = d.contract_id
+      ORDER BY v.effective_from LIMIT 1) f ON true
+    """
+)
+
+
+def screen(conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_WINDOW) -> None:
+    """Move what may not be stored from ``samples`` to ``rejects``, in place.
+
+    A payload for a device nobody registered is dead-lettered whole
+    (replayable once the device is registered); a sample outside the window
+    is dead-lettered on its own. Applying it twice changes nothing.
+    """
+    wanted = {d.device_id for d in batch if d.samples and d.device_id}
+    if not wanted:
+        return
+    known = {r.device_id: r for r in conn.execute(DEVICES, {"ids": sorted(wanted)})}
+    latest = datetime.now(UTC) + window.ahead
+    for d in batch:
+        if not d.samples:
+            continue
+        device = known.get(d.device_id)
+        if device is None:
+            d.reject_all(f"unknown device '{d.device_id}'")
+            continue
+        earliest = None if device.starts is None else device.starts - window.before_contract
+        _admit(d, earliest, latest, device, window)
+
+
+def _admit(
+    d: Decoded, earliest: datetime | None, latest: datetime, device: Any, window: Window
+) -> None:
+    lowest = TS_MIN if earliest is None else earliest
+    outside = [s for s in d.samples if not lowest <= s.ts <= latest]
+    if not outside:
+        return
+    if not d.batch:
+        d.reject_all(_why(outside[0].ts, earliest, latest, device, window))
+        return
+    out = set(map(id, outside))
+    d.samples = [s for s in d.samples if id(s) not in out]
+    topic, device_id = d.message.topic, d.device_id
+    for s in outside:
+        why = _why(s.ts, earliest, latest, device, window)
+        d.rejects.append(Reject(topic, device_id, sample_payload(s), why))
+
+
+def _why(
+    ts: datetime, earliest: datetime | None, latest: datetime, device: Any, window: Window
+) -> str:
+    if ts > latest:
+        return (
+            f"ts {jsonx.iso(ts)} is more than {_span(window.ahead)} in the future "
+            f"(accepted up to {jsonx.iso(latest)})"
+        )
+    assert earliest is not None
+    return (
+        f"ts {jsonx.iso(ts)} is before the device's first contract period "
+        f"{device.effective_from} (accepted from {jsonx.iso(earliest)})"
+    )
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    if seconds and not rest:
+        return f"{days} day" if days == 1 else f"{days} days"
+    return f"{seconds} s"
