@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.errors import ViuError
@@ -19,6 +20,7 @@ from services.errors import ViuError
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
+RETRY_AFTER_S = 5
 
 
 PROBLEM_SCHEMA = {
@@ -49,10 +51,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "conflicts with the current state"),
         (413, "request body too large"),
         (422, "invalid input; `errors` names each field"),
-        (503, "a dependency (database) is unavailable"),
+        (503, "a dependency (database) is unavailable; retry after `Retry-After` seconds"),
     )
 }
 """Documented on every /v1 route: all errors are problem+json."""
+
+BUSY_RESPONSE: dict[str, Any] = {
+    "description": "too many runs at once; retry after `Retry-After` seconds",
+    "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}},
+}
 
 
 def alternative(media_type: str) -> dict[int | str, dict[str, Any]]:
@@ -79,7 +86,10 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 async def _viu_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ViuError)
-    return problem(exc.status, exc.title, exc.detail, exc.slug, **exc.extra)
+    response = problem(exc.status, exc.title, exc.detail, exc.slug, **exc.extra)
+    if exc.status in (429, 503):
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
@@ -114,6 +124,22 @@ async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database is down, refuses connections, or the pool had none free in time."""
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        why[0] if why else type(exc).__name__,
+    )
+    response = problem(
+        503, "Service unavailable", "the database is unavailable; retry later", "unavailable"
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def install(app: FastAPI) -> None:
     from schemas.money import UnknownCurrency
     from schemas.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
@@ -121,6 +147,8 @@ def install(app: FastAPI) -> None:
     for domain_error in (InvalidPeriod, NaiveDatetime, UnknownTimezone, UnknownCurrency):
         app.add_exception_handler(domain_error, _bad_value)
     app.add_exception_handler(DataError, _unstorable)
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(ViuError, _viu_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
