@@ -27,7 +27,7 @@ from schemas.periods import Period, period_bounds, period_minutes, period_of
 from schemas.statement import KpiEvaluation, StatementBody
 from services.config import Settings
 from services.errors import Conflict, Unavailable, ViuError
-from services.settlement import contracts
+from services.settlement import contracts, ownership
 from services.settlement.engine import settle
 from services.settlement.kpis import DeviceUsage, device_quantities, fleet_kpis
 from services.settlement.usage import load_usage
@@ -105,7 +105,7 @@ def project(conn: Connection, contract_id: str, now: datetime | None = None) -> 
     version = contracts.version_in_force(conn, contract_id, period)
     if version is None:
         raise Conflict(f"contract '{contract_id}' is not in force in {period}")
-    terms = version.terms
+    terms = ownership.owned_terms(conn, contract_id, version.terms, period)
     start, _ = period_bounds(period, terms.timezone)
     until = _bucket_floor(now)
     elapsed = Decimal(int((until - start).total_seconds())) / 60

@@ -19,6 +19,7 @@ from schemas.vocabulary import KpiName
 from services.errors import Invalid
 from services.settlement.contracts import Version, version_in_force
 from services.settlement.kpis import device_quantities, fleet_kpis
+from services.settlement.ownership import owned_terms
 from services.settlement.usage import usage_between
 
 Granularity = Literal["day", "month"]
@@ -65,7 +66,7 @@ def kpi_series(
         version: Version | None = version_in_force(conn, contract_id, period)
         if version is None:
             continue
-        terms = version.terms
+        terms = owned_terms(conn, contract_id, version.terms, period)
         usage, _ = usage_between(conn, terms.devices, start, end)
         minutes = minutes_between(start, end)
         quantities = [

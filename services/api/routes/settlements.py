@@ -24,7 +24,7 @@ from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
 from services.api.params import ContractIdPath, PeriodPath
 from services.api.render import statement_html
-from services.api.scoping import contract_filter, visible_contract
+from services.api.scoping import contract_filter, sees_contract, visible_contract
 from services.api.tokens import Principal
 from services.errors import Busy, NotFound
 from services.settlement import runs
@@ -96,7 +96,7 @@ def run(body: RunIn, caller: Runner, engine: EngineDep, request: Request) -> dic
         ids = [
             c
             for c in runs.in_force(conn, period, body.contract_id)
-            if body.contract_id or _sees(conn, caller, c)
+            if body.contract_id or sees_contract(conn, caller, c)
         ]
     if body.contract_id and not ids:
         raise NotFound(f"contract '{body.contract_id}' is not in force in {period}")
@@ -119,14 +119,6 @@ def run_slot(request: Request) -> Iterator[None]:
         yield
     finally:
         slots.release()
-
-
-def _sees(conn: Any, caller: Principal, contract_id: str) -> bool:
-    try:
-        visible_contract(conn, caller, contract_id)
-    except NotFound:
-        return False
-    return True
 
 
 @router.get(
