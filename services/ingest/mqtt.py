@@ -237,18 +237,8 @@ class MqttConsumer:
                 sock = TlsSocket(raw, self._tls, self.host)
                 sock.handshake(CONNECT_TIMEOUT_S)
             sock.sendall(self._connect_packet())
-            data = b""
-            deadline = time.monotonic() + CONNECT_TIMEOUT_S
-            while True:
-                kind, body, end = _first_packet(data)
-                if kind is not None:
-                    break
-                if time.monotonic() > deadline:
-                    raise ConnectionLost("no CONNACK")
-                chunk = sock.recv(READ_SIZE)
-                if not chunk:
-                    raise ConnectionLost("connection closed before CONNACK")
-                data += chunk
+            data = self._connack(sock)
+            kind, body, end = _first_packet(data)
             if kind != CONNACK or len(body) < 2:
                 raise ConnectionLost(f"expected CONNACK, got packet type {kind}")
             if body[1] != 0:
@@ -273,6 +263,23 @@ class MqttConsumer:
             self.topic,
         )
         return sock, data[end:]
+
+    def _connack(self, sock: Stream) -> bytes:
+        """Read until the first whole packet (the CONNACK) has arrived."""
+        data = b""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        hint = "" if self._tls else "; if this port expects TLS, use mqtts://"
+        while _first_packet(data)[0] is None:
+            if time.monotonic() > deadline:
+                raise ConnectionLost("no CONNACK")
+            try:
+                chunk = sock.recv(READ_SIZE)
+            except ConnectionResetError as exc:
+                raise ConnectionLost(f"connection reset before CONNACK ({exc}){hint}") from None
+            if not chunk:
+                raise ConnectionLost(f"connection closed before CONNACK{hint}")
+            data += chunk
+        return data
 
     def _connect_packet(self) -> bytes:
         s = self.settings

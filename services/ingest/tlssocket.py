@@ -20,6 +20,7 @@ import threading
 import time
 
 RECORD = 1 << 14  # a TLS record carries at most 16 KiB of plaintext
+VERDICT_WAIT_S = 1.0
 
 
 class TlsSocket:
@@ -31,6 +32,7 @@ class TlsSocket:
             self._incoming, self._outgoing, server_hostname=server_hostname
         )
         self._lock = threading.Lock()
+        self._early = b""  # plaintext that arrived while waiting for the handshake's verdict
 
     def handshake(self, timeout: float) -> None:
         """Complete the TLS handshake (certificate and host name verified) within ``timeout``."""
@@ -44,13 +46,49 @@ class TlsSocket:
                     done = False
                 self._flush_locked()
             if done:
-                return
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError("TLS handshake timed out")
-            self._receive(RECORD)
+            try:
+                self._receive(RECORD)
+            except ConnectionResetError:
+                raise ConnectionResetError(
+                    "reset during the TLS handshake (does this port speak TLS? else use mqtt://)"
+                ) from None
+        if self._tls.version() == "TLSv1.3":
+            self._await_verdict(min(deadline, time.monotonic() + VERDICT_WAIT_S))
+
+    def _await_verdict(self, until: float) -> None:
+        """Read the server's first records after a TLS 1.3 handshake, before sending anything.
+
+        In TLS 1.3 the client's handshake ends before the server has checked
+        the client's certificate; the server's verdict follows as an alert or
+        as session tickets. Sending the first MQTT packet before it arrives
+        turns a refusal into "connection reset by peer" (the server closes
+        with our packet unread); read first, and the refusal is an
+        ``ssl.SSLError`` that names its reason. Servers that send no tickets
+        cost at most VERDICT_WAIT_S, once per connection.
+        """
+        previous = self._sock.gettimeout()
+        try:
+            self._sock.settimeout(max(0.01, until - time.monotonic()))
+            try:
+                self._receive(RECORD)
+            except TimeoutError:
+                return
+            with self._lock:
+                early = self._read_locked(RECORD)  # an alert raises here
+            if early == b"":
+                raise ConnectionResetError("the broker closed the connection after the handshake")
+            self._early = early or b""
+        finally:
+            self._sock.settimeout(previous)
 
     def recv(self, size: int) -> bytes:
         """Up to ``size`` bytes of plaintext; b"" once the peer closed the connection."""
+        if self._early:
+            early, self._early = self._early, b""
+            return early
         while True:
             with self._lock:
                 data = self._read_locked(size)
