@@ -113,6 +113,18 @@ async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid input", str(exc), "invalid")
 
 
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """A date or number so far out that arithmetic on it overflows (year 1, year 9999 ± a zone)."""
+    log.info("out-of-range value on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        422,
+        "Invalid input",
+        "a date or number is outside the range viu computes with "
+        "(dates must stay within years 1 to 9999 in every time zone)",
+        "invalid",
+    )
+
+
 async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
     """A value PostgreSQL refuses (NUL in text, a number out of range): the caller's input."""
     log.info("unstorable value on %s %s: %s", request.method, request.url.path, exc)
@@ -147,6 +159,7 @@ def install(app: FastAPI) -> None:
     for domain_error in (InvalidPeriod, NaiveDatetime, UnknownTimezone, UnknownCurrency):
         app.add_exception_handler(domain_error, _bad_value)
     app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(OverflowError, _out_of_range)
     for unavailable in (OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(ViuError, _viu_error)
