@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 DB_NAME = "viu"
 
 # autosave_on_changes: the in-memory database (queued messages of persistent
-# sessions included) is written after every `autosave_interval` changes
+# sessions included) is saved after every AUTOSAVE_CHANGES queued messages
 # rather than every N seconds, so a broker killed with SIGKILL loses at most
-# the last few acknowledged messages instead of up to a minute of them
-# (docs/ingest.md, "Broker durability", has the measurement).
+# that many acknowledged messages instead of up to a minute of them. The same
+# value as deploy/mosquitto/*.conf; docs/operations.md, "Broker durability",
+# has the measurements and the cost.
 MOSQUITTO_CONF = """\
 {user}listener {port} 127.0.0.1
 allow_anonymous true
@@ -45,7 +46,7 @@ max_inflight_messages 1000
 max_packet_size 16777216
 persistent_client_expiration 7d
 """
-AUTOSAVE_CHANGES = 1
+AUTOSAVE_CHANGES = 100
 
 
 def free_port(preferred: int | None = None) -> int:

@@ -278,6 +278,7 @@ def test_the_simulator_publishes_over_tls_and_says_why_it_cannot(settings, pki, 
         sink.close()
         assert sink.acknowledged == 1
         assert arrived.wait(10)
+        assert got == [b'{"x": 1}']
     finally:
         client.loop_stop()
         client.disconnect()

@@ -70,6 +70,15 @@ def _leaf(d: Path, name: str, ca: tuple[Path, Path], extensions: str) -> tuple[P
     return cert, key
 
 
+def client_certificate(d: Path, name: str, pki: Pki) -> tuple[Path, Path]:
+    """A client certificate with CN ``name`` signed by ``pki``'s CA: (certificate, key)."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key = pki.ca.with_suffix(".key")
+    cert, key = _leaf(d, name, (pki.ca, ca_key), "extendedKeyUsage=clientAuth\n")
+    key.chmod(0o644)
+    return cert, key
+
+
 def make_pki(d: Path) -> Pki:
     d.mkdir(parents=True, exist_ok=True)
     ca = _ca(d, "ca")
