@@ -72,6 +72,14 @@ def tls_settings(base: Settings, url: str, **files: Any) -> Settings:
     )
 
 
+def mutual_settings(base: Settings, url: str, pki: Pki, *, stranger: bool = False) -> Settings:
+    """TLS settings with a client certificate: viu's own, or one of another CA."""
+    cert, key = (
+        (pki.stranger_cert, pki.stranger_key) if stranger else (pki.client_cert, pki.client_key)
+    )
+    return tls_settings(base, url, mqtt_ca_file=pki.ca, mqtt_cert_file=cert, mqtt_key_file=key)
+
+
 def device_client(settings: Settings, url: str, pki: Pki, *, with_cert: bool) -> Any:
     """A device publishing over TLS (with its own client certificate on mutual TLS)."""
     client = broker.paho_client(
@@ -123,13 +131,7 @@ def test_ingest_over_tls_end_to_end(db, settings, pki, tls_broker) -> None:  # t
 
 
 def test_ingest_over_mutual_tls_end_to_end(db, settings, pki, mtls_broker) -> None:  # type: ignore[no-untyped-def]
-    s = tls_settings(
-        settings,
-        mtls_broker.url,
-        mqtt_ca_file=pki.ca,
-        mqtt_cert_file=pki.client_cert,
-        mqtt_key_file=pki.client_key,
-    )
+    s = mutual_settings(settings, mtls_broker.url, pki)
     _, n = ingest_one_sample(db, s, pki, with_cert=True)
     assert n == 1
 
@@ -201,13 +203,7 @@ def test_a_missing_client_certificate_is_refused_clearly(  # type: ignore[no-unt
 def test_a_client_certificate_of_another_ca_is_refused(  # type: ignore[no-untyped-def]
     db, settings, pki, mtls_broker, caplog
 ) -> None:
-    s = tls_settings(
-        settings,
-        mtls_broker.url,
-        mqtt_ca_file=pki.ca,
-        mqtt_cert_file=pki.stranger_cert,
-        mqtt_key_file=pki.stranger_key,
-    )
+    s = mutual_settings(settings, mtls_broker.url, pki, stranger=True)
     records, ready = refused(s, db, caplog)
     one_clear_line(records, "TLS")
     assert ready == 503
@@ -218,13 +214,7 @@ def test_the_readiness_check_needs_a_verified_broker(
 ) -> None:  # type: ignore[no-untyped-def]
     good = tls_settings(settings, tls_broker.url, mqtt_ca_file=pki.ca)
     assert broker.check(good, tls_broker.url) is None
-    mutual = tls_settings(
-        settings,
-        mtls_broker.url,
-        mqtt_ca_file=pki.ca,
-        mqtt_cert_file=pki.client_cert,
-        mqtt_key_file=pki.client_key,
-    )
+    mutual = mutual_settings(settings, mtls_broker.url, pki)
     assert broker.check(mutual, mtls_broker.url) is None
     plain = tls_broker.url.replace("mqtts://", "mqtt://")  # plain MQTT to a TLS port
     assert broker.check(settings, plain) is not None
@@ -248,13 +238,7 @@ def subscriber(
 
 
 def test_alerts_are_published_over_mutual_tls(settings, pki, mtls_broker) -> None:  # type: ignore[no-untyped-def]
-    s = tls_settings(
-        settings,
-        mtls_broker.url,
-        mqtt_ca_file=pki.ca,
-        mqtt_cert_file=pki.client_cert,
-        mqtt_key_file=pki.client_key,
-    )
+    s = mutual_settings(settings, mtls_broker.url, pki)
     topic = f"{s.mqtt_topic_prefix}/C-1/alerts"
     client, got, arrived = subscriber(s, mtls_broker.url, topic)
     try:

@@ -26,6 +26,11 @@ TRIES = 25
 __all__ = ["headers"]  # a fixture, used by name
 
 
+def create(api: Any, headers: dict[str, str], **changes: Any) -> Any:
+    """POST /v1/contracts with the base contract changed; the response."""
+    return api.post("/v1/contracts", json=contract(**changes), headers=headers)
+
+
 def race(base: str, headers: dict[str, str], bodies: list[dict[str, Any]]) -> list[int]:
     """POST the bodies at the same moment; their status codes, in order."""
     start = threading.Barrier(len(bodies))
@@ -77,14 +82,7 @@ def test_two_creates_of_one_contract_id_give_one_201_and_one_409(settings, db, a
 
 
 def test_a_409_never_names_another_partys_contract(api, admin, headers) -> None:  # type: ignore[no-untyped-def]
-    ok(
-        api.post(
-            "/v1/contracts",
-            json=contract(contract_id="THEIRS-1", provider="OtherCo", devices=["shared-1"]),
-            headers=admin,
-        ),
-        201,
-    )
+    ok(create(api, admin, contract_id="THEIRS-1", provider="OtherCo", devices=["shared-1"]), 201)
     mine = headers("provider", "Connectcorp")
     r = api.post(
         "/v1/contracts", json=contract(contract_id="MINE-1", devices=["shared-1"]), headers=mine
@@ -117,14 +115,7 @@ def test_a_409_never_names_another_partys_contract(api, admin, headers) -> None:
 
 
 def test_ownership_keeps_its_history_and_moves_only_after_release(api, admin, db) -> None:  # type: ignore[no-untyped-def]
-    ok(
-        api.post(
-            "/v1/contracts",
-            json=contract(contract_id="OLD-1", devices=["mover", "stay"]),
-            headers=admin,
-        ),
-        201,
-    )
+    ok(create(api, admin, contract_id="OLD-1", devices=["mover", "stay"]), 201)
     version2 = {
         k: v
         for k, v in contract(devices=["stay"], effective_from="2026-06").items()
@@ -134,14 +125,7 @@ def test_ownership_keeps_its_history_and_moves_only_after_release(api, admin, db
     too_early = contract(contract_id="NEW-1", devices=["mover"], effective_from="2026-05")
     r = api.post("/v1/contracts", json=too_early, headers=admin)
     assert r.status_code == 409 and "until 2026-06" in r.json()["detail"]
-    ok(
-        api.post(
-            "/v1/contracts",
-            json=contract(contract_id="NEW-1", devices=["mover"], effective_from="2026-06"),
-            headers=admin,
-        ),
-        201,
-    )
+    ok(create(api, admin, contract_id="NEW-1", devices=["mover"], effective_from="2026-06"), 201)
     with db.connect() as conn:
         history = conn.execute(
             text(
@@ -235,14 +219,7 @@ def test_the_outlook_reads_only_owned_devices(api, admin, db) -> None:  # type: 
 
     now = datetime.now(UTC)
     period = f"{now.year:04d}-{now.month:02d}"
-    ok(
-        api.post(
-            "/v1/contracts",
-            json=contract(contract_id="OWNER-2", devices=["dup-2"], effective_from="2026-01"),
-            headers=admin,
-        ),
-        201,
-    )
+    ok(create(api, admin, contract_id="OWNER-2", devices=["dup-2"], effective_from="2026-01"), 201)
     squatter = contract(contract_id="SQUAT-2", devices=["dup-2"], customer="ThirdCo")
     legacy_duplicate(db, squatter)
     write_rollups(db, terms_of(squatter), period, throughput=500)
