@@ -285,6 +285,18 @@ def test_unreadable_tls_files_stop_viu_naming_the_variable(tmp_path: Path, pki: 
         load_settings(mqtt_url="mqtts://h", mqtt_cert_file=pki.client_cert)
     assert broker.endpoint("mqtts://broker.example").port == 8883
     assert broker.endpoint("mqtt://broker.example").port == 1883
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIU_")}
+    env |= {"VIU_MQTT_URL": "mqtts://localhost:8883", "VIU_MQTT_CA_FILE": str(missing)}
+    env["VIU_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"  # never reached
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "ingest"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "VIU_MQTT_CA_FILE: cannot load" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_viu_up_against_a_refusing_broker_logs_one_line_and_stays_not_ready(  # type: ignore[no-untyped-def]
