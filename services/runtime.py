@@ -17,16 +17,18 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from services import db
+from services import broker, db
 from services.api.tokens import ensure_bootstrap
 from services.config import Settings
 from services.embedded import (
     EmbeddedBroker,
-    broker_reachable,
+    PortsTaken,
+    port_free,
     remember_broker,
     start_broker,
     start_postgres,
 )
+from services.errors import Unavailable
 
 log = logging.getLogger("viu")
 
@@ -47,6 +49,10 @@ class Resolved:
     mqtt_url: str
     engine: Engine
 
+    def engine_for(self, settings: Settings, part: str) -> Engine:
+        """A separate engine (own pool) for one part of ``viu up``: ingest, settle or api."""
+        return db.make_engine(self.database_url, settings, application_name=f"viu-{part}")
+
 
 @contextlib.contextmanager
 def resolved(
@@ -54,58 +60,102 @@ def resolved(
 ) -> Iterator[Resolved]:
     """Start embedded PostgreSQL/broker when unconfigured, migrate, bootstrap; clean up after."""
     pg_server = None
-    broker: EmbeddedBroker | None = None
+    embedded: EmbeddedBroker | None = None
+    if settings.mqtt_tls:
+        broker.tls_context(settings)  # an unreadable certificate stops viu now, by name
     database_url = settings.database_url
     if database_url is None:
-        database_url, pg_server = start_postgres(settings.data_dir)
+        ports = (settings.embedded_pg_port, settings.embedded_pg_fallback_port)
+        try:
+            database_url, pg_server = start_postgres(settings.data_dir, ports)
+        except PortsTaken as exc:
+            raise Unavailable(f"embedded PostgreSQL: {exc}") from None
         say(
             f"viu: embedded PostgreSQL at {database_url} (data in {settings.data_dir / 'postgres'})"
         )
     mqtt_url = settings.mqtt_url or ""
-    if need_broker and not mqtt_url:
-        broker = start_broker(settings.data_dir)
-        mqtt_url = broker.url
-        remember_broker(settings.data_dir, mqtt_url)
-        say(f"viu: embedded MQTT broker ({broker.kind}) at {mqtt_url}")
-    engine = db.make_engine(database_url)
     try:
-        db.upgrade(engine, settings)
-        secret = settings.bootstrap_secret
-        if secret:
-            with engine.begin() as conn:
-                ensure_bootstrap(conn, secret)
-        yield Resolved(database_url=database_url, mqtt_url=mqtt_url, engine=engine)
+        if need_broker and not mqtt_url:
+            mqtt_url, embedded = local_broker(settings, say)
+        engine = db.make_engine(database_url, settings, application_name="viu-migrate")
+        try:
+            db.upgrade(engine, settings)
+            secret = settings.bootstrap_secret
+            if secret:
+                with engine.begin() as conn:
+                    ensure_bootstrap(conn, secret)
+            yield Resolved(database_url=database_url, mqtt_url=mqtt_url, engine=engine)
+        finally:
+            engine.dispose()
     finally:
-        engine.dispose()
-        if broker is not None:
-            broker.stop()
+        if embedded is not None:
+            embedded.stop()
         if pg_server is not None:
             pg_server.cleanup()
 
 
-def _ingester(settings: Settings, res: Resolved) -> Component:
+def local_broker(settings: Settings, say: Any) -> tuple[str, EmbeddedBroker | None]:
+    """VIU_MQTT_URL unset: the broker answering on 127.0.0.1:1883, else one started there.
+
+    Devices following the README publish to 127.0.0.1:1883; viu must read from
+    whatever broker they reach there, never from a second one elsewhere.
+    """
+    port = settings.embedded_mqtt_port
+    url = f"mqtt://127.0.0.1:{port}"
+    problem = broker.check(settings, url)
+    if problem is None:
+        say(f"viu: using the MQTT broker already answering at {url} (VIU_MQTT_URL is unset)")
+        remember_broker(settings.data_dir, url)
+        return url, None
+    if not port_free(port):
+        raise Unavailable(
+            f"127.0.0.1:{port} is taken by something viu cannot use as its MQTT broker "
+            f"({problem}); set VIU_MQTT_URL to your broker, or VIU_EMBEDDED_MQTT_PORT "
+            "to a free port"
+        )
+    embedded = start_broker(settings.data_dir, port)
+    remember_broker(settings.data_dir, embedded.url)
+    say(f"viu: embedded MQTT broker ({embedded.kind}) at {embedded.url}")
+    return embedded.url, embedded
+
+
+def _ingester(settings: Settings, engine: Engine, res: Resolved) -> Component:
     from services.ingest.service import IngestService
 
-    return IngestService(settings, res.engine, res.mqtt_url)
+    return IngestService(settings, engine, res.mqtt_url)
 
 
-def _scheduler(settings: Settings, res: Resolved) -> Component:
+def _scheduler(settings: Settings, engine: Engine, res: Resolved) -> Component:
     from services.settlement.scheduler import SettlementScheduler
 
-    return SettlementScheduler(settings, res.engine, mqtt_url=res.mqtt_url)
+    return SettlementScheduler(settings, engine, mqtt_url=res.mqtt_url)
 
 
 def run(settings: Settings, components: set[str], say: Any = print) -> int:
-    """Run components until SIGINT/SIGTERM. ``components`` ⊆ {ingest, settle, api}."""
+    """Run components until SIGINT/SIGTERM. ``components`` ⊆ {ingest, settle, api}.
+
+    Each component gets an engine (and so a connection pool) of its own: a
+    burst of API requests can never take the connections the ingester needs.
+    """
     with resolved(
         settings, need_broker=bool(components & {"ingest", "api", "settle"}), say=say
     ) as res:
         started: list[Component] = []
+        engines: list[Engine] = []
+
+        def engine_for(part: str) -> Engine:
+            engines.append(res.engine_for(settings, part))
+            return engines[-1]
+
         try:
             if "ingest" in components:
-                started.append(_ingester(settings, res))
+                started.append(_ingester(settings, engine_for("ingest"), res))
+                say(
+                    f"viu: devices publish telemetry to {res.mqtt_url}, topic "
+                    f"{settings.mqtt_topic_prefix}/<device_id>/telemetry (QoS 1)"
+                )
             if "settle" in components:
-                started.append(_scheduler(settings, res))
+                started.append(_scheduler(settings, engine_for("settle"), res))
             for c in started:
                 c.start()
             if "api" not in components and settings.metrics_port:
@@ -117,12 +167,14 @@ def run(settings: Settings, components: set[str], say: Any = print) -> int:
                 probe = (
                     getattr(started[0], "is_connected", None) if "ingest" in components else None
                 )
-                _serve_api(settings, res, say, probe)
+                _serve_api(settings, res, engine_for("api"), say, probe)
             else:
                 _wait_for_signal()
         finally:
             for c in reversed(started):
                 c.stop()
+            for e in engines:
+                e.dispose()
     say("viu: stopped")
     return 0
 
@@ -134,7 +186,9 @@ def _wait_for_signal() -> None:
     done.wait()
 
 
-def _serve_api(settings: Settings, res: Resolved, say: Any, broker_probe: Any = None) -> None:
+def _serve_api(
+    settings: Settings, res: Resolved, engine: Engine, say: Any, broker_probe: Any = None
+) -> None:
     """Serve in a thread; the main thread owns the signals so cleanup always runs.
 
     (uvicorn re-raises a captured SIGTERM after its own shutdown, which would
@@ -144,8 +198,8 @@ def _serve_api(settings: Settings, res: Resolved, say: Any, broker_probe: Any = 
 
     from services.api.app import create_app
 
-    probe = broker_probe or (lambda: broker_reachable(res.mqtt_url))
-    app = create_app(settings, res.engine, broker_probe=probe)
+    probe = broker_probe or (lambda: broker.check(settings, res.mqtt_url) is None)
+    app = create_app(settings, engine, broker_probe=probe)
     app.state.mqtt_url = res.mqtt_url
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False

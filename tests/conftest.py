@@ -25,7 +25,13 @@ from sqlalchemy import Engine, text
 from schemas.timeseries import TIMESCALE, samples_backend
 from services import db as viu_db
 from services.config import Settings, load_settings
-from services.embedded import EmbeddedBroker, start_broker, start_mosquitto, start_postgres
+from services.embedded import (
+    EmbeddedBroker,
+    free_port,
+    start_broker,
+    start_mosquitto,
+    start_postgres,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -67,7 +73,8 @@ def pg_admin_url(data_dir: Path) -> Iterator[str]:
     elif _reachable("127.0.0.1", 5432):
         yield "postgresql://postgres@127.0.0.1:5432/postgres"
     else:
-        embedded_url, server = start_postgres(data_dir)
+        # A port of its own: parallel test runs must not share one fixed port.
+        embedded_url, server = start_postgres(data_dir, (free_port(),))
         yield (
             embedded_url.rsplit("/", 1)[0] + "/postgres"
             if "?" not in embedded_url

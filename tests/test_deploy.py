@@ -126,6 +126,19 @@ def test_mosquitto_runs_the_production_config(services: dict[str, Any]) -> None:
     assert "/mosquitto/data" in mounts
 
 
+def test_devices_reach_the_broker_over_tls_on_8883(services: dict[str, Any]) -> None:
+    """Plain 1883 is published on the host's loopback only; devices get TLS on 8883."""
+    ports = [str(p) for p in services["mosquitto"]["ports"]]
+    assert "8883:8883" in ports
+    assert [p for p in ports if p.endswith(":1883")] == ["127.0.0.1:1883:1883"]
+    conf = (DEPLOY / "mosquitto" / "mosquitto.prod.conf").read_text()
+    tls = conf[conf.index("\nlistener 8883") :].split("\n\n")[0]
+    assert "\ncertfile /mosquitto/config/certs/server.crt" in tls
+    assert "\nkeyfile /mosquitto/config/certs/server.key" in tls
+    assert "\ntls_version tlsv1.2" in tls
+    assert "certs/" in (DEPLOY / "mosquitto" / ".gitignore").read_text().split()
+
+
 def test_every_variable_in_the_deploy_files_is_a_real_setting() -> None:
     mentioned: set[str] = set()
     for path in (COMPOSE, STABLE_IDS, ENV_EXAMPLE, ENTRYPOINT, DEPLOY / "Dockerfile"):

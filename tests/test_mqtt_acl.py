@@ -10,11 +10,13 @@ arrives anything delivered before it has arrived too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import threading
 import uuid
@@ -25,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from services.embedded import MOSQUITTO_CONF, free_port, wait_port
+from services.embedded import AUTOSAVE_CHANGES, MOSQUITTO_CONF, free_port, wait_port
+from tests.tls import OPENSSL, Pki, client_certificate, make_pki
 
 paho = pytest.importorskip("paho.mqtt.client")
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
@@ -57,10 +60,23 @@ def directives(text: str) -> dict[str, list[str]]:
     return out
 
 
-def render_test_config(template: str, port: int, home: Path) -> str:
-    """The production config with listener and paths moved into ``home``."""
+def render_test_config(
+    template: str, port: int, home: Path, tls_port: int, pki: Pki, *, mutual: bool = False
+) -> str:
+    """The production config with listeners and paths moved into ``home``.
+
+    Both listeners stay (plain, then TLS with the test's certificates);
+    ``mutual`` uncomments the config's mutual-TLS lines.
+    """
+    if mutual:
+        for key in ("cafile", "require_certificate", "use_identity_as_username"):
+            template = template.replace(f"#{key} ", f"{key} ")
     replaced = {
-        "listener": f"listener {port} 127.0.0.1",
+        "listener 1883": f"listener {port} 127.0.0.1",
+        "listener 8883": f"listener {tls_port} 127.0.0.1",
+        "certfile": f"certfile {pki.server_cert}",
+        "keyfile": f"keyfile {pki.server_key}",
+        "cafile": f"cafile {pki.ca}",
         "password_file": f"password_file {home / 'passwd'}",
         "acl_file": f"acl_file {home / 'acl'}",
         "persistence_location": f"persistence_location {home}/",
@@ -68,8 +84,9 @@ def render_test_config(template: str, port: int, home: Path) -> str:
     }
     lines = []
     for line in template.splitlines():
-        key = line.split(" ", 1)[0]
-        lines.append(replaced.pop(key, line) if key in replaced else line)
+        key = next((k for k in replaced if line == k or line.startswith(k + " ")), None)
+        lines.append(replaced.pop(key) if key else line)
+    replaced.pop("cafile", None)  # only with mutual TLS
     assert not replaced, f"the production config lacks {sorted(replaced)}"
     if os.geteuid() == 0:
         lines.append("user root")  # else mosquitto drops to 'mosquitto' and cannot read home
@@ -95,6 +112,7 @@ class Broker:
     home: Path
     process: subprocess.Popen[bytes]
     passwords: dict[str, str]
+    tls_port: int = 0
 
     def reload(self) -> None:
         """SIGHUP: mosquitto rereads the password and ACL files (asynchronously)."""
@@ -102,22 +120,32 @@ class Broker:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    home = tmp_path_factory.mktemp("mosquitto-prod")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    if OPENSSL is None:
+        pytest.skip("needs the openssl CLI")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@contextlib.contextmanager
+def production_broker(home: Path, pki: Pki, *, mutual: bool = False) -> Iterator[Broker]:
+    """mosquitto.prod.conf for real: the ACL unchanged, credentials from add-device.sh."""
+    home.mkdir(parents=True, exist_ok=True)
     shutil.copy(CONF_DIR / "acl", home / "acl")
     passwords = {user: uuid.uuid4().hex for user in ("dev-a", "dev-b", INGESTER)}
     for user, password in passwords.items():
         add_device(home / "passwd", user, password)
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     conf = home / "mosquitto.conf"
-    conf.write_text(render_test_config(PROD_CONF.read_text(), port, home))
+    conf.write_text(
+        render_test_config(PROD_CONF.read_text(), port, home, tls_port, pki, mutual=mutual)
+    )
     assert MOSQUITTO is not None
     with (home / "mosquitto.log").open("ab") as log:
         proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log)
     try:
-        if not wait_port("127.0.0.1", port, timeout=10):
+        if not (wait_port("127.0.0.1", port, timeout=10) and wait_port("127.0.0.1", tls_port)):
             raise RuntimeError((home / "mosquitto.log").read_text())
-        yield Broker(port, home, proc, passwords)
+        yield Broker(port, home, proc, passwords, tls_port)
     finally:
         proc.terminate()
         try:
@@ -127,11 +155,23 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             proc.wait(5)
 
 
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Broker]:
+    with production_broker(tmp_path_factory.mktemp("mosquitto-prod"), pki) as b:
+        yield b
+
+
 class Client:
     """A paho client (VERSION2 callbacks) whose callbacks feed queues the test reads."""
 
     def __init__(
-        self, broker: Broker, user: str | None, password: str | None = None, *, v5: bool = True
+        self,
+        broker: Broker,
+        user: str | None,
+        password: str | None = None,
+        *,
+        v5: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         protocol = paho.MQTTv5 if v5 else paho.MQTTv311
         self.mqtt = paho.Client(
@@ -139,6 +179,8 @@ class Client:
         )
         if user is not None:
             self.mqtt.username_pw_set(user, password or broker.passwords.get(user))
+        if tls is not None:
+            self.mqtt.tls_set_context(tls)
         self.connack: queue.Queue[Any] = queue.Queue()
         self.subacks: queue.Queue[Any] = queue.Queue()
         self.pubacks: dict[int, Any] = {}
@@ -148,7 +190,10 @@ class Client:
         self.mqtt.on_subscribe = lambda c, u, mid, rcs, props: self.subacks.put(rcs)
         self.mqtt.on_message = lambda c, u, msg: self.messages.put((msg.topic, msg.payload))
         self.mqtt.on_publish = self._on_publish
-        self.mqtt.connect("127.0.0.1", broker.port)
+        if tls is None:
+            self.mqtt.connect("127.0.0.1", broker.port)
+        else:  # the test certificate names localhost
+            self.mqtt.connect("localhost", broker.tls_port)
         self.mqtt.loop_start()
         self.reason = self.connack.get(timeout=TIMEOUT)
 
@@ -189,8 +234,14 @@ Connect = Callable[..., Client]
 def clients(broker: Broker) -> Iterator[Connect]:
     opened: list[Client] = []
 
-    def connect(user: str | None, password: str | None = None, *, v5: bool = True) -> Client:
-        c = Client(broker, user, password, v5=v5)
+    def connect(
+        user: str | None,
+        password: str | None = None,
+        *,
+        v5: bool = True,
+        tls: ssl.SSLContext | None = None,
+    ) -> Client:
+        c = Client(broker, user, password, v5=v5, tls=tls)
         opened.append(c)
         return c
 
@@ -305,27 +356,41 @@ def eventually(connect: Callable[[], Client], *, accepted: bool) -> Client:
 
 def test_viu_ingester_consumes_through_the_production_acl(broker: Broker, clients: Connect) -> None:
     """viu's own MQTT consumer (shared subscription, manual acks) with the ingester credential."""
+    consume_one_message(
+        broker,
+        clients,
+        f"mqtt://127.0.0.1:{broker.port}",
+        mqtt_username=INGESTER,
+        mqtt_password=broker.passwords[INGESTER],
+    )
+
+
+def consume_one_message(
+    broker: Broker, clients: Connect, url: str, device: Client | None = None, **settings: Any
+) -> None:
+    """viu's MqttConsumer at ``url`` receives dev-a's telemetry and nothing forged."""
     from services.config import load_settings
     from services.ingest.mqtt import MqttConsumer
 
-    settings = load_settings(
-        mqtt_username=INGESTER,
-        mqtt_password=broker.passwords[INGESTER],
-        mqtt_client_id=f"viu-ingest-{uuid.uuid4().hex[:8]}",
-        mqtt_session_expiry_s=0,
-    )
     got: queue.Queue[Any] = queue.Queue()
     consumer = MqttConsumer(
-        settings, f"mqtt://127.0.0.1:{broker.port}", lambda m, t: got.put((m, t))
+        load_settings(
+            mqtt_url=url,
+            mqtt_client_id=f"viu-ingest-{uuid.uuid4().hex[:8]}",
+            mqtt_session_expiry_s=0,
+            **settings,
+        ),
+        url,
+        lambda m, t: got.put((m, t)),
     )
     consumer.start()
     try:
-        for _ in range(50):
+        for _ in range(100):
             if consumer.is_connected():
                 break
             threading.Event().wait(0.1)
         assert consumer.is_connected()
-        device = clients("dev-a")
+        device = device or clients("dev-a")
         for _ in range(25):  # until the subscription is in place (its SUBACK is not awaited)
             device.publish("viu/dev-a/telemetry", b"warm-up")
             threading.Event().wait(0.1)
@@ -369,15 +434,106 @@ def test_production_config_refuses_anonymous_and_names_credentials() -> None:
         "max_queued_bytes",
         "max_inflight_messages",
         "persistent_client_expiration",
+        "persistence",
+        "autosave_on_changes",
+        "autosave_interval",
     ],
 )
-def test_queue_limits_are_the_same_in_every_broker_config(key: str) -> None:
+def test_queue_limits_and_durability_are_the_same_in_every_broker_config(key: str) -> None:
+    embedded = MOSQUITTO_CONF.format(user="", port=1, data="/d", autosave=AUTOSAVE_CHANGES)
     prod = directives(PROD_CONF.read_text())[key]
     assert prod == directives((CONF_DIR / "mosquitto.conf").read_text())[key]
-    assert prod == directives(MOSQUITTO_CONF)[key]
+    assert prod == directives(embedded)[key]
+
+
+def test_broker_configs_save_queues_after_a_few_changes_not_a_minute() -> None:
+    for text in (PROD_CONF.read_text(), (CONF_DIR / "mosquitto.conf").read_text()):
+        conf = directives(text)
+        assert conf["autosave_on_changes"] == ["true"]
+        assert 1 <= int(conf["autosave_interval"][0]) <= 1000
 
 
 def test_acl_limits_devices_to_their_own_telemetry_topic() -> None:
     acl = directives((CONF_DIR / "acl").read_text())
     assert acl["pattern"] == ["write viu/%u/telemetry"]
     assert "read viu/+/telemetry" in acl["topic"]
+
+
+# --------------------------------------------------------------- the TLS listener (8883)
+
+
+def context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if cert is not None and key is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def test_devices_publish_over_tls_with_their_credential_and_the_acl_still_holds(
+    clients: Connect, ingester: Client, pki: Pki
+) -> None:
+    device = clients("dev-a", tls=context(pki.ca))
+    assert not device.reason.is_failure
+    assert device.publish("viu/dev-b/telemetry", b"forged").value == NOT_AUTHORIZED
+    end = marker()
+    assert device.publish("viu/dev-a/telemetry", end).value == 0
+    assert ingester.received_until(end) == [("viu/dev-a/telemetry", end)]
+    assert clients("dev-a", "not-the-password", tls=context(pki.ca)).reason.is_failure
+
+
+def test_the_tls_listener_is_refused_by_clients_that_do_not_trust_it(
+    broker: Broker, pki: Pki
+) -> None:
+    with pytest.raises(ssl.SSLCertVerificationError):
+        Client(broker, "dev-a", tls=context(pki.other_ca))
+
+
+def test_viu_ingester_consumes_over_tls_from_the_production_config(
+    broker: Broker, clients: Connect, pki: Pki
+) -> None:
+    consume_one_message(
+        broker,
+        clients,
+        f"mqtts://localhost:{broker.tls_port}",
+        mqtt_username=INGESTER,
+        mqtt_password=broker.passwords[INGESTER],
+        mqtt_ca_file=pki.ca,
+    )
+
+
+def test_mutual_tls_variant_takes_the_device_id_from_the_certificate(
+    tmp_path: Path, pki: Pki
+) -> None:
+    """The config's commented mutual-TLS lines, uncommented: CN = username = the ACL's %u."""
+    dev_a = issue_client_certificate(tmp_path / "certs", "dev-a", pki)
+    with production_broker(tmp_path / "home", pki, mutual=True) as b:
+        opened: list[Client] = []
+
+        def connect(user: str | None, password: str | None = None, **kw: Any) -> Client:
+            opened.append(Client(b, user, password, **kw))
+            return opened[-1]
+
+        try:
+            device = connect(None, tls=context(pki.ca, *dev_a))  # no password: the certificate
+            assert not device.reason.is_failure
+            assert device.publish("viu/dev-b/telemetry", b"forged").value == NOT_AUTHORIZED
+            # No client certificate: refused in the handshake, or (TLS 1.3) right after it.
+            with pytest.raises((ssl.SSLError, queue.Empty)):
+                Client(b, "dev-a", tls=context(pki.ca)).close()
+            consume_one_message(
+                b,
+                connect,
+                f"mqtts://localhost:{b.tls_port}",
+                mqtt_ca_file=pki.ca,
+                mqtt_cert_file=pki.client_cert,  # CN=viu-ingest, the ingester's ACL entry
+                mqtt_key_file=pki.client_key,
+                device=device,
+            )
+        finally:
+            for c in opened:
+                c.close()
+
+
+def issue_client_certificate(d: Path, device: str, pki: Pki) -> tuple[Path, Path]:
+    """A device's client certificate (CN = device id), as docs/security-mqtt.md issues one."""
+    return client_certificate(d, device, pki)

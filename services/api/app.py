@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,8 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.broker_probe = broker_probe
+    # POST /v1/settlements/run: at most this many settle at once, the rest queue.
+    app.state.settlement_slots = threading.BoundedSemaphore(settings.settlement_run_concurrency)
     problems.install(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -27,18 +27,18 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
-    """One transaction per request: committed on success, rolled back on any error."""
-    with engine.begin() as conn:
-        yield conn
-
-
 def get_principal(
     request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """A machine's bearer token, else a signed-in person's session cookie."""
+    """A machine's bearer token, else a signed-in person's session cookie.
+
+    Looked up on a short connection that is back in the pool at once:
+    ``get_conn`` depends on this, so a request never holds one pooled
+    connection while it waits for another (with N requests holding one each
+    and waiting for a second, a pool of N would deadlock until its timeout).
+    """
     token = creds.credentials if creds and creds.scheme.lower() == "bearer" else None
     if not token and session_secret(request) is None:
         raise Unauthorized("send 'Authorization: Bearer <token>' or sign in at /login")
@@ -49,6 +49,21 @@ def get_principal(
             "unknown, expired or revoked token" if token else "session expired; sign in again"
         )
     return principal
+
+
+def get_conn(
+    engine: Annotated[Engine, Depends(get_engine)],
+    _: Annotated[Principal, Depends(get_principal)],
+) -> Iterator[Connection]:
+    """One transaction per request: committed on success, rolled back on any error.
+
+    Used with ``scope="function"`` (``Conn``): the commit happens before the
+    response is sent. A 201 therefore means committed: a client acting on it
+    at once (publishing telemetry for a device it just registered) finds it,
+    and a commit that fails answers as an error instead of after a success.
+    """
+    with engine.begin() as conn:
+        yield conn
 
 
 def require(*roles: str) -> Callable[[Principal], Principal]:
@@ -62,5 +77,5 @@ def require(*roles: str) -> Callable[[Principal], Principal]:
     return check
 
 
-Conn = Annotated[Connection, Depends(get_conn)]
+Conn = Annotated[Connection, Depends(get_conn, scope="function")]
 Caller = Annotated[Principal, Depends(get_principal)]

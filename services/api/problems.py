@@ -21,6 +21,7 @@ from services.errors import ViuError
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
+RETRY_AFTER_S = 5
 
 
 PROBLEM_SCHEMA = {
@@ -51,10 +52,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "conflicts with the current state"),
         (413, "request body too large"),
         (422, "invalid input; `errors` names each field"),
-        (503, "a dependency (database) is unavailable"),
+        (503, "a dependency (database) is unavailable; retry after `Retry-After` seconds"),
     )
 }
 """Documented on every /v1 route: all errors are problem+json."""
+
+BUSY_RESPONSE: dict[str, Any] = {
+    "description": "too many runs at once; retry after `Retry-After` seconds",
+    "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}},
+}
 
 
 def alternative(media_type: str) -> dict[int | str, dict[str, Any]]:
@@ -81,7 +87,10 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 async def _viu_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ViuError)
-    return problem(exc.status, exc.title, exc.detail, exc.slug, **exc.extra)
+    response = problem(exc.status, exc.title, exc.detail, exc.slug, **exc.extra)
+    if exc.status in (429, 503):
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
@@ -130,17 +139,31 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
             request.url.path,
             dberrors.reason(exc),
         )
-        return problem(
+        response = problem(
             503,
             "A dependency is unavailable",
             "the database is unavailable; retry later",
             "unavailable",
         )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     return await _unexpected(request, exc)
 
 
 async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid input", str(exc), "invalid")
+
+
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """A date or number so far out that arithmetic on it overflows (year 1, year 9999 ± a zone)."""
+    log.info("out-of-range value on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        422,
+        "Invalid input",
+        "a date or number is outside the range viu computes with "
+        "(dates must stay within years 1 to 9999 in every time zone)",
+        "invalid",
+    )
 
 
 async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
@@ -163,6 +186,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(SQLAlchemyError, _database)
     app.add_exception_handler(psycopg.Error, _database)
+    app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(ViuError, _viu_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)

@@ -53,6 +53,15 @@ def visible_contract(conn: Connection, p: Principal, contract_id: str) -> tuple[
     return row.provider, row.customer
 
 
+def sees_contract(conn: Connection, p: Principal, contract_id: str) -> bool:
+    """Whether ``p`` may see the contract (and so learn that its id exists)."""
+    try:
+        visible_contract(conn, p, contract_id)
+    except NotFound:
+        return False
+    return True
+
+
 def visible_device(conn: Connection, p: Principal, device_id: str) -> str:
     """The contract id of a device ``p`` may see; NotFound otherwise."""
     row = conn.execute(

@@ -32,15 +32,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import MQTTProtocolVersion
 
+from services import broker
 from services.config import Settings
 from services.ingest import metrics
 from services.ingest.decode import Message
+from services.ingest.tlssocket import TlsSocket
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,16 @@ class ConnectionLost(Exception):
     """The broker closed the connection, refused it, or broke the protocol."""
 
 
+class Stream(Protocol):
+    """A plain socket or a ``TlsSocket``: what the session reads and writes."""
+
+    def recv(self, size: int) -> bytes: ...
+    def sendall(self, data: bytes) -> None: ...
+    def settimeout(self, timeout: float | None) -> None: ...
+    def shutdown(self, how: int) -> None: ...
+    def close(self) -> None: ...
+
+
 def varint(n: int) -> bytes:
     """MQTT's variable-length integer (remaining length, property lengths)."""
     out = bytearray()
@@ -114,15 +125,18 @@ def _packet(kind: int, flags: int, body: bytes) -> bytes:
 
 class MqttConsumer:
     def __init__(self, settings: Settings, url: str, deliver: Deliver) -> None:
-        parts = urlsplit(url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 1883
+        self.url = url
+        self.where = broker.endpoint(url)
+        self.host, self.port = self.where.host, self.where.port
+        # Built now, so an unreadable certificate file stops viu at start (ConfigError).
+        self._tls = broker.tls_context(settings) if self.where.tls else None
         self.settings = settings
         self.deliver = deliver
         self.topic = subscription(settings)
         self.v5 = True
         self._generation = 0
-        self._sock: socket.socket | None = None
+        self._sock: Stream | None = None
+        self._last_problem = ""  # a failure is logged once, not at every retry
         self._connected = threading.Event()  # CONNACK received: acks may be sent
         self._subscribed = threading.Event()  # SUBACK received: ready for traffic
         self._stopping = threading.Event()
@@ -149,10 +163,11 @@ class MqttConsumer:
         """Probe with a throwaway session; an unreachable broker counts as v5 (retried later)."""
         answer: dict[str, bool] = {}
         done = threading.Event()
-        probe = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{self.settings.mqtt_client_id}-probe",
-            protocol=paho.MQTTv5,
+        probe = broker.paho_client(
+            self.settings,
+            self.url,
+            f"{self.settings.mqtt_client_id}-probe",
+            MQTTProtocolVersion.MQTTv5,
         )
 
         def on_connect(c: paho.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
@@ -160,18 +175,16 @@ class MqttConsumer:
             done.set()
 
         def on_disconnect(c: paho.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
-            answer.setdefault("v5", False)
+            # Closed before CONNACK: a v3-only broker, or (over TLS) a refused
+            # client certificate, which the session then reports.
+            answer.setdefault("v5", self.where.tls)
             done.set()
 
-        s = self.settings
-        if s.mqtt_username:
-            secret = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-            probe.username_pw_set(s.mqtt_username, secret)
         probe.on_connect = on_connect
         probe.on_disconnect = on_disconnect
         try:
             probe.connect(self.host, self.port, keepalive=10, clean_start=True)
-        except OSError:
+        except OSError:  # the session's own attempts say why, once
             return True
         probe.loop_start()
         done.wait(timeout)
@@ -187,13 +200,7 @@ class MqttConsumer:
             try:
                 sock, pending = self._open()
             except (OSError, ConnectionLost) as exc:
-                log.warning(
-                    "cannot connect to the broker at %s:%s (%s); retrying in %.0f s",
-                    self.host,
-                    self.port,
-                    exc,
-                    delay,
-                )
+                self._problem(exc, "cannot connect to the broker: ")
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
@@ -202,31 +209,38 @@ class MqttConsumer:
                 self._serve(sock, pending)
             except (OSError, ConnectionLost) as exc:
                 if not self._stopping.is_set():
-                    log.warning("disconnected from the broker (%s); reconnecting", exc)
+                    self._problem(exc, "disconnected from the broker: ")
             except Exception:  # never a silent death: drop the session's connection, redelivered
                 log.exception("receiving from the broker failed; reconnecting")
             finally:
                 self._drop(sock)
             self._stopping.wait(RECONNECT_MIN_S)
 
-    def _open(self) -> tuple[socket.socket, bytes]:
-        """TCP, CONNECT, CONNACK, SUBSCRIBE; returns the socket and bytes read past CONNACK."""
-        sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_S)
+    def _problem(self, exc: BaseException, prefix: str) -> None:
+        """Log a connection failure in one line, and only when it differs from the last one.
+
+        The session keeps retrying (every 30 s at most); repeating the same
+        line at every attempt would bury everything else in the log.
+        """
+        what = prefix + broker.describe(exc, self.where)
+        if what == self._last_problem:
+            log.debug("%s (still)", what)
+            return
+        self._last_problem = what
+        log.error("%s; retrying until it works", what)
+
+    def _open(self) -> tuple[Stream, bytes]:
+        """TCP (+TLS), CONNECT, CONNACK, SUBSCRIBE; returns the stream and bytes read past CONNACK."""
+        raw = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_S)
+        sock: Stream = raw
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = TlsSocket(raw, self._tls, self.host)
+                sock.handshake(CONNECT_TIMEOUT_S)
             sock.sendall(self._connect_packet())
-            data = b""
-            deadline = time.monotonic() + CONNECT_TIMEOUT_S
-            while True:
-                kind, body, end = _first_packet(data)
-                if kind is not None:
-                    break
-                if time.monotonic() > deadline:
-                    raise ConnectionLost("no CONNACK")
-                chunk = sock.recv(READ_SIZE)
-                if not chunk:
-                    raise ConnectionLost("connection closed before CONNACK")
-                data += chunk
+            data = self._connack(sock)
+            kind, body, end = _first_packet(data)
             if kind != CONNACK or len(body) < 2:
                 raise ConnectionLost(f"expected CONNACK, got packet type {kind}")
             if body[1] != 0:
@@ -243,14 +257,31 @@ class MqttConsumer:
             self._send_locked(self._subscribe_packet())
         self._connected.set()
         metrics.CONNECTED.set(1)
+        self._last_problem = ""
         log.info(
-            "connected to %s:%s (session present: %s), subscribed to %s",
-            self.host,
-            self.port,
+            "connected to %s (session present: %s), subscribed to %s",
+            self.where,
             session_present,
             self.topic,
         )
         return sock, data[end:]
+
+    def _connack(self, sock: Stream) -> bytes:
+        """Read until the first whole packet (the CONNACK) has arrived."""
+        data = b""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        hint = "" if self._tls else "; if this port expects TLS, use mqtts://"
+        while _first_packet(data)[0] is None:
+            if time.monotonic() > deadline:
+                raise ConnectionLost("no CONNACK")
+            try:
+                chunk = sock.recv(READ_SIZE)
+            except ConnectionResetError as exc:
+                raise ConnectionLost(f"connection reset before CONNACK ({exc}){hint}") from None
+            if not chunk:
+                raise ConnectionLost(f"connection closed before CONNACK{hint}")
+            data += chunk
+        return data
 
     def _connect_packet(self) -> bytes:
         s = self.settings
@@ -277,7 +308,7 @@ class MqttConsumer:
         body += _utf8(self.topic) + b"\x01"  # QoS 1
         return _packet(SUBSCRIBE, 2, body)
 
-    def _serve(self, sock: socket.socket, data: bytes) -> None:
+    def _serve(self, sock: Stream, data: bytes) -> None:
         """Read until the connection ends: messages to ``deliver``, keepalive pings."""
         rest, need = self._consume(data)
         parts = [rest]
@@ -355,7 +386,7 @@ class MqttConsumer:
             pos = end
         return data[pos:], 0
 
-    def _drop(self, sock: socket.socket) -> None:
+    def _drop(self, sock: Stream) -> None:
         with self._lock:
             if self._sock is sock:
                 self._sock = None

@@ -2,7 +2,8 @@
 
 A version is never edited: a change of terms is a new version whose
 ``effective_from`` is the first period it governs. Devices are registered
-through the contract that lists them.
+through the contract that lists them, which owns them from the version's
+period on (``ownership``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 
 from schemas.contract import ContractIn, ContractTerms
-from schemas.db import contract_versions, contracts, devices
+from schemas.db import contract_versions, contracts
 from schemas.periods import Period
 from services.errors import Conflict, NotFound
+from services.settlement import ownership
+from services.settlement.ownership import Reveal, reveal_nothing
 
 
 @dataclass(frozen=True)
@@ -43,25 +46,46 @@ class Version:
         }
 
 
-def create_contract(conn: Connection, body: ContractIn, by: str | None) -> Version:
+def create_contract(
+    conn: Connection, body: ContractIn, by: str | None, reveal: Reveal = reveal_nothing
+) -> Version:
+    """Create the contract and its version 1; its devices become its own from effective_from.
+
+    ``reveal(contract_id)`` says whether a conflict may name another contract
+    (it may not when that contract belongs to another party).
+    """
     exists = conn.execute(
         select(contracts.c.contract_id).where(contracts.c.contract_id == body.contract_id)
     ).first()
     if exists is not None:
-        raise Conflict(f"contract '{body.contract_id}' exists; post a new version instead")
-    conn.execute(
-        insert(contracts).values(
-            contract_id=body.contract_id,
-            provider=body.provider,
-            customer=body.customer,
-            created_at=datetime.now(UTC),
-        )
-    )
-    return _add_version(conn, body.contract_id, body.contract_terms(), 1, by)
+        raise _id_taken(body.contract_id, reveal)
+    try:
+        with conn.begin_nested():  # a concurrent create of the same id fails here
+            conn.execute(
+                insert(contracts).values(
+                    contract_id=body.contract_id,
+                    provider=body.provider,
+                    customer=body.customer,
+                    created_at=datetime.now(UTC),
+                )
+            )
+    except IntegrityError:
+        raise _id_taken(body.contract_id, reveal) from None
+    return _add_version(conn, body.contract_id, body.contract_terms(), 1, by, reveal)
+
+
+def _id_taken(contract_id: str, reveal: Reveal) -> Conflict:
+    if reveal(contract_id):
+        return Conflict(f"contract '{contract_id}' exists; post a new version instead")
+    return Conflict(f"contract id '{contract_id}' is not available; choose another")
 
 
 def add_version(
-    conn: Connection, contract_id: str, terms: ContractTerms, by: str | None
+    conn: Connection,
+    contract_id: str,
+    terms: ContractTerms,
+    by: str | None,
+    reveal: Reveal = reveal_nothing,
 ) -> Version:
     """Append a version; it must govern a later period than every earlier one."""
     conn.execute(
@@ -76,13 +100,19 @@ def add_version(
             f"(version {latest.version}); versions are immutable",
             field="effective_from",
         )
-    return _add_version(conn, contract_id, terms, latest.version + 1, by)
+    return _add_version(conn, contract_id, terms, latest.version + 1, by, reveal)
 
 
 def _add_version(
-    conn: Connection, contract_id: str, terms: ContractTerms, number: int, by: str | None
+    conn: Connection,
+    contract_id: str,
+    terms: ContractTerms,
+    number: int,
+    by: str | None,
+    reveal: Reveal,
 ) -> Version:
-    _register_devices(conn, contract_id, terms.devices)
+    ownership.release(conn, contract_id, terms.devices, terms.effective_from)
+    ownership.claim(conn, contract_id, terms.devices, terms.effective_from, reveal)
     conn.execute(
         insert(contract_versions).values(
             contract_id=contract_id,
@@ -94,24 +124,6 @@ def _add_version(
         )
     )
     return get_version(conn, contract_id, number)
-
-
-def _register_devices(conn: Connection, contract_id: str, device_ids: list[str]) -> None:
-    taken = conn.execute(
-        select(devices.c.device_id, devices.c.contract_id).where(
-            devices.c.device_id.in_(device_ids), devices.c.contract_id != contract_id
-        )
-    ).first()
-    if taken is not None:
-        raise Conflict(f"device '{taken.device_id}' belongs to another contract", field="devices")
-    now = datetime.now(UTC)
-    conn.execute(
-        pg_insert(devices)
-        .values(
-            [{"device_id": d, "contract_id": contract_id, "registered_at": now} for d in device_ids]
-        )
-        .on_conflict_do_nothing(index_elements=["device_id"])
-    )
 
 
 def _versions_query() -> Any:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 
@@ -28,7 +27,7 @@ from schemas.periods import Period, period_bounds, period_minutes, period_of
 from schemas.statement import KpiEvaluation, StatementBody
 from services.config import Settings
 from services.errors import Conflict, Unavailable, ViuError
-from services.settlement import contracts
+from services.settlement import contracts, ownership
 from services.settlement.engine import settle
 from services.settlement.kpis import DeviceUsage, device_quantities, fleet_kpis
 from services.settlement.usage import load_usage
@@ -106,7 +105,7 @@ def project(conn: Connection, contract_id: str, now: datetime | None = None) -> 
     version = contracts.version_in_force(conn, contract_id, period)
     if version is None:
         raise Conflict(f"contract '{contract_id}' is not in force in {period}")
-    terms = version.terms
+    terms = ownership.owned_terms(conn, contract_id, version.terms, period)
     start, _ = period_bounds(period, terms.timezone)
     until = _bucket_floor(now)
     elapsed = Decimal(int((until - start).total_seconds())) / 60
@@ -164,26 +163,20 @@ def alert_topic(prefix: str, contract_id: str) -> str:
 
 
 def publish(mqtt_url: str, topic: str, payload: dict[str, Any], settings: Settings) -> None:
-    """Publish one alert with QoS 1 and wait for the broker's acknowledgement."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    """Publish one alert with QoS 1 and wait for the broker's acknowledgement (TLS as configured)."""
+    from services import broker
 
-    parts = urlsplit(mqtt_url)
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"viu-alerts-{uuid.uuid4().hex[:8]}"
-    )
-    if settings.mqtt_username:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client.username_pw_set(settings.mqtt_username, password)
+    where = broker.endpoint(mqtt_url)
+    client = broker.paho_client(settings, mqtt_url, f"viu-alerts-{uuid.uuid4().hex[:8]}")
     try:
-        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        client.connect(where.host, where.port)
         client.loop_start()
         info = client.publish(topic, json.dumps(payload), qos=1)
         info.wait_for_publish(PUBLISH_TIMEOUT_S)
         if not info.is_published():
             raise Unavailable(f"the broker did not acknowledge the alert on {topic}")
     except OSError as exc:
-        raise Unavailable(f"cannot reach the MQTT broker: {exc}") from None
+        raise Unavailable(f"cannot reach the MQTT broker: {broker.describe(exc, where)}") from None
     finally:
         client.disconnect()
         client.loop_stop()

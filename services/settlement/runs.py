@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from schemas.periods import Period, period_bounds
 from services.errors import Conflict
-from services.settlement import contracts, statements
+from services.settlement import contracts, ownership, statements
 from services.settlement.engine import inputs_digest, settle
 from services.settlement.proposals import service as proposals
 from services.settlement.statements import Computed, Outcome
@@ -43,18 +43,29 @@ def compute(
     version = contracts.version_in_force(conn, contract_id, period)
     if version is None:
         raise Conflict(f"contract '{contract_id}' is not in force in {period}")
-    until = (
-        now if now is not None and now < period_bounds(period, version.terms.timezone)[1] else None
-    )
-    usage, watermark = load_usage(conn, version.terms, period, until=until)
+    terms = ownership.owned_terms(conn, contract_id, version.terms, period)
+    until = now if now is not None and now < period_bounds(period, terms.timezone)[1] else None
+    usage, watermark = load_usage(conn, terms, period, until=until)
+    body = settle(terms, period, usage)
+    if not_owned := [d for d in version.terms.devices if d not in terms.devices]:
+        body = body.model_copy(
+            update={"warnings": [*body.warnings, *_not_owned_warnings(not_owned, period)]}
+        )
     return Computed(
         contract_id=contract_id,
         period=period,
         contract_version=version.version,
-        body=settle(version.terms, period, usage),
-        digest=inputs_digest(version.terms, period, usage),
+        body=body,
+        digest=inputs_digest(terms, period, usage),
         watermark=watermark,
     )
+
+
+def _not_owned_warnings(device_ids: list[str], period: Period) -> list[str]:
+    return [
+        f"device {d} is listed but was not this contract's in {period}: its data is not used"
+        for d in device_ids
+    ]
 
 
 def settle_contract(conn: Connection, contract_id: str, period: Period) -> RunResult:

@@ -10,6 +10,7 @@ from typing import Literal
 from sqlalchemy import Connection
 
 from schemas.periods import (
+    InvalidPeriod,
     Period,
     day_bounds,
     minutes_between,
@@ -19,6 +20,7 @@ from schemas.vocabulary import KpiName
 from services.errors import Invalid
 from services.settlement.contracts import Version, version_in_force
 from services.settlement.kpis import device_quantities, fleet_kpis
+from services.settlement.ownership import owned_terms
 from services.settlement.usage import usage_between
 
 Granularity = Literal["day", "month"]
@@ -36,6 +38,25 @@ class Point:
 def _windows(
     first: date, last: date, granularity: Granularity, tz: str
 ) -> list[tuple[str, datetime, datetime, Period]]:
+    if _points(first, last, granularity) > MAX_POINTS:  # before computing any: no CPU burnt
+        raise Invalid(f"at most {MAX_POINTS} points per request; narrow from/to", field="from")
+    try:
+        return _bounds(first, last, granularity, tz)
+    except (OverflowError, InvalidPeriod):  # year 1 or 9999 pushed across by the zone
+        raise Invalid(
+            "from/to reach past the dates viu can compute with (years 1 to 9999)", field="from"
+        ) from None
+
+
+def _points(first: date, last: date, granularity: Granularity) -> int:
+    if granularity == "month":
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    return (last - first).days + 1
+
+
+def _bounds(
+    first: date, last: date, granularity: Granularity, tz: str
+) -> list[tuple[str, datetime, datetime, Period]]:
     out = []
     if granularity == "month":
         p, end = Period(first.year, first.month), Period(last.year, last.month)
@@ -49,8 +70,6 @@ def _windows(
             s, e = day_bounds(d, tz)
             out.append((d.isoformat(), s, e, Period(d.year, d.month)))
             d = date.fromordinal(d.toordinal() + 1)
-    if len(out) > MAX_POINTS:
-        raise Invalid(f"at most {MAX_POINTS} points per request; narrow from/to", field="from")
     return out
 
 
@@ -65,7 +84,7 @@ def kpi_series(
         version: Version | None = version_in_force(conn, contract_id, period)
         if version is None:
             continue
-        terms = version.terms
+        terms = owned_terms(conn, contract_id, version.terms, period)
         usage, _ = usage_between(conn, terms.devices, start, end)
         minutes = minutes_between(start, end)
         quantities = [

@@ -22,7 +22,6 @@ from services.settlement import contracts
 from services.simulator.faults import FaultInjector, Faults, Sent
 from services.simulator.generator import DeviceProfile, SimDevice, SimSample, fleet
 from services.simulator.transport import (
-    DEFAULT_BROKER,
     MqttSink,
     backfill,
     progress_bar,
@@ -258,7 +257,11 @@ def _live(
     start = opts.start or now - timedelta(seconds=opts.duration_s * (1 - 1 / opts.speedup))
     start = datetime.fromtimestamp(int(start.timestamp()) // opts.interval_s * opts.interval_s, UTC)
     end = start + timedelta(seconds=opts.duration_s)
-    url = settings.mqtt_url or remembered_broker(settings.data_dir) or DEFAULT_BROKER
+    url = (
+        settings.mqtt_url
+        or remembered_broker(settings.data_dir)
+        or f"mqtt://127.0.0.1:{settings.embedded_mqtt_port}"
+    )
     sink = MqttSink(url, settings)
     sink.connect()
     injector = FaultInjector(opts.faults, opts.seed, avoid)

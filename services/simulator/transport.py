@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import MQTTProtocolVersion
 from sqlalchemy import Engine
 
+from services import broker
 from services.config import Settings
 from services.errors import Unavailable
 from services.ingest import jsonx, pipeline
@@ -23,8 +23,6 @@ from services.ingest.stats import Outcome
 from services.simulator.faults import FaultInjector
 from services.simulator.generator import SimSample
 
-DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
-
 # ---------------------------------------------------------------- MQTT transport
 
 
@@ -32,25 +30,18 @@ class MqttSink:
     """Publishes at QoS 1 and counts PUBACKs: what the broker took responsibility for."""
 
     def __init__(self, url: str, settings: Settings, window: int = 500) -> None:
-        parts = urlsplit(url)
-        self.url, self.host, self.port = url, parts.hostname or "127.0.0.1", parts.port or 1883
+        where = broker.endpoint(url)
+        self.url, self.host, self.port, self.where = url, where.host, where.port, where
         self.settings, self.window = settings, window
         self.published = self.acknowledged = self.refused = 0
         self._done = threading.Condition()
         self._connack: Any = None
-        self.client = self._client(paho.MQTTv5)
+        self.client = self._client(MQTTProtocolVersion.MQTTv5)
 
-    def _client(self, protocol: Any) -> paho.Client:
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"viu-sim-{uuid.uuid4().hex[:8]}",
-            protocol=protocol,
+    def _client(self, protocol: MQTTProtocolVersion) -> paho.Client:
+        client = broker.paho_client(
+            self.settings, self.url, f"viu-sim-{uuid.uuid4().hex[:8]}", protocol
         )
-        if self.settings.mqtt_username:
-            secret = self.settings.mqtt_password
-            client.username_pw_set(
-                self.settings.mqtt_username, secret.get_secret_value() if secret else None
-            )
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
@@ -61,7 +52,7 @@ class MqttSink:
         if self._try(timeout):
             return
         refusal = self._connack
-        self.client = self._client(paho.MQTTv311)
+        self.client = self._client(MQTTProtocolVersion.MQTTv311)
         if not self._try(timeout):
             why = refusal or self._connack or "no answer"
             raise Unavailable(f"MQTT broker at {self.url} refused the simulator: {why}")
@@ -72,7 +63,7 @@ class MqttSink:
             self.client.connect(self.host, self.port, keepalive=30)
         except OSError as exc:
             raise Unavailable(
-                f"MQTT broker unreachable at {self.url} ({exc}); start `viu up` "
+                f"MQTT broker unreachable ({broker.describe(exc, self.where)}); start `viu up` "
                 "or point VIU_MQTT_URL at the broker the ingester uses"
             ) from None
         self.client.loop_start()

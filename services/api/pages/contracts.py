@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from services.api.deps import Conn
-from services.api.pages.core import Me, PageRoute, page
+from services.api.pages.core import Me, PageConn, PageRoute, page
 from services.api.params import ContractIdPath
 from services.api.routes.settlements import statement_json
 from services.api.scoping import contract_filter, visible_contract
@@ -27,7 +26,7 @@ def home(_: Me) -> RedirectResponse:
 
 
 @router.get("/contracts")
-def contract_list(request: Request, me: Me, conn: Conn) -> HTMLResponse:
+def contract_list(request: Request, me: Me, conn: PageConn) -> HTMLResponse:
     rows = []
     for cid in repo.contract_ids(conn, contract_filter(me.who)):
         latest = repo.latest_version(conn, cid)
@@ -38,7 +37,7 @@ def contract_list(request: Request, me: Me, conn: Conn) -> HTMLResponse:
 
 @router.get("/contracts/{contract_id}")
 def contract_page(
-    contract_id: ContractIdPath, request: Request, me: Me, conn: Conn
+    contract_id: ContractIdPath, request: Request, me: Me, conn: PageConn
 ) -> HTMLResponse:
     visible_contract(conn, me.who, contract_id)
     versions = repo.list_versions(conn, contract_id)
@@ -56,7 +55,7 @@ def contract_page(
     )
 
 
-def _outlook(conn: Conn, contract_id: str) -> dict[str, Any]:
+def _outlook(conn: PageConn, contract_id: str) -> dict[str, Any]:
     """The running month projected, or why there is none (not in force, just begun)."""
     try:
         return {"data": project(conn, contract_id).as_json(), "why_not": None}

@@ -11,7 +11,7 @@ redirect to ``/login``; another party's contract → 404; bad input → 422.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote
@@ -20,7 +20,7 @@ from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from schemas.money import UnknownCurrency
 from schemas.periods import InvalidPeriod, NaiveDatetime, UnknownTimezone
@@ -80,6 +80,20 @@ def viewer(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> 
 
 
 Me = Annotated[Viewer, Depends(viewer)]
+
+
+def page_conn(engine: Annotated[Engine, Depends(get_engine)], _: Me) -> Iterator[Connection]:
+    """The page's transaction, opened once the person is known (their lookup is done and its
+    connection back in the pool) and committed before the response, like the API's ``Conn``.
+
+    Not the API's ``Conn``: that one authenticates the API's way, where a cookie-signed
+    unsafe request must carry the CSRF token as a header; a form carries it as a field
+    (``Form`` checks it)."""
+    with engine.begin() as conn:
+        yield conn
+
+
+PageConn = Annotated[Connection, Depends(page_conn, scope="function")]
 
 
 async def form_fields(request: Request) -> dict[str, str]:

@@ -7,8 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from services.api.audit import Recorder
-from services.api.deps import Conn
-from services.api.pages.core import Form, Me, PageRoute, back_to, page
+from services.api.pages.core import Form, Me, PageConn, PageRoute, back_to, page
 from services.api.params import RowIdPath
 from services.api.people import sessions, users
 from services.api.people.web import client_address
@@ -27,7 +26,7 @@ def _admin(me: Me) -> None:
 
 def _people_page(
     request: Request,
-    conn: Conn,
+    conn: PageConn,
     *,
     status: int = 200,
     errors: list[str] | None = None,
@@ -47,14 +46,14 @@ def _people_page(
 
 
 @router.get("/users")
-def people(request: Request, me: Me, conn: Conn) -> HTMLResponse:
+def people(request: Request, me: Me, conn: PageConn) -> HTMLResponse:
     _admin(me)
     notice = request.query_params.get("done")
     return _people_page(request, conn, notice=notice)
 
 
 @router.post("/users", response_model=None)
-def create(request: Request, me: Me, form: Form, conn: Conn) -> HTMLResponse | RedirectResponse:
+def create(request: Request, me: Me, form: Form, conn: PageConn) -> HTMLResponse | RedirectResponse:
     """Invalid values come back on the same page, each named; nothing is stored then."""
     _admin(me)
     values = {k: form.get(k, "").strip() for k in FIELDS}
@@ -76,7 +75,9 @@ def create(request: Request, me: Me, form: Form, conn: Conn) -> HTMLResponse | R
 
 
 @router.post("/users/{user_id}/disable")
-def disable(user_id: RowIdPath, request: Request, me: Me, _: Form, conn: Conn) -> RedirectResponse:
+def disable(
+    user_id: RowIdPath, request: Request, me: Me, _: Form, conn: PageConn
+) -> RedirectResponse:
     _admin(me)
     user, ended = users.disable(conn, user_id)
     Recorder(me.who, client_address(request))(
@@ -86,7 +87,9 @@ def disable(user_id: RowIdPath, request: Request, me: Me, _: Form, conn: Conn) -
 
 
 @router.post("/users/{user_id}/sessions/revoke")
-def revoke(user_id: RowIdPath, request: Request, me: Me, _: Form, conn: Conn) -> RedirectResponse:
+def revoke(
+    user_id: RowIdPath, request: Request, me: Me, _: Form, conn: PageConn
+) -> RedirectResponse:
     _admin(me)
     user = users.get(conn, user_id)
     ended = sessions.revoke_all(conn, user_id)

@@ -10,8 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from schemas.periods import Period, period_of
 from services.api.audit import Recorder
-from services.api.deps import Conn
-from services.api.pages.core import Form, Me, PageRoute, back_to, page
+from services.api.pages.core import Form, Me, PageConn, PageRoute, back_to, page
 from services.api.params import ContractIdPath, PeriodPath
 from services.api.people.web import client_address
 from services.api.routes import settlements as api
@@ -24,7 +23,7 @@ PeriodQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", ex
 
 
 @router.get("/statements")
-def month(request: Request, me: Me, conn: Conn, period: PeriodQuery = None) -> HTMLResponse:
+def month(request: Request, me: Me, conn: PageConn, period: PeriodQuery = None) -> HTMLResponse:
     """Every statement of a month the person may see; default: last month."""
     p = Period.parse(period) if period else period_of(datetime.now(UTC), "UTC").prev()
     docs = [api.statement_json(r) for r in repo.of_period(conn, p, contract_filter(me.who))]
@@ -45,7 +44,7 @@ def one(
     period: PeriodPath,
     request: Request,
     me: Me,
-    conn: Conn,
+    conn: PageConn,
     seq: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> HTMLResponse:
     visible_contract(conn, me.who, contract_id)
@@ -77,7 +76,7 @@ def issue(
     request: Request,
     me: Me,
     _: Form,
-    conn: Conn,
+    conn: PageConn,
 ) -> RedirectResponse:
     """The page's issue button: the API's issue, under the person's name."""
     if not me.may_issue:

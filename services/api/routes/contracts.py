@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy import Connection
 
 from schemas.contract import ID_PATTERN, ContractIn, ContractTerms
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn, require
 from services.api.params import ContractIdPath
-from services.api.scoping import contract_filter, visible_contract
+from services.api.scoping import contract_filter, sees_contract, visible_contract
 from services.api.tokens import Principal
 from services.errors import Forbidden
 from services.settlement import contracts as repo
@@ -27,6 +29,11 @@ def _may_write(p: Principal, provider: str) -> None:
         raise Forbidden("a provider token may only write its own party's contracts")
 
 
+def _reveal(conn: Connection, caller: Principal) -> Callable[[str], bool]:
+    """A conflict may name another contract only if the caller may see it (else: 404 wording)."""
+    return lambda contract_id: sees_contract(conn, caller, contract_id)
+
+
 def _with_history(v: Version, versions: list[Version]) -> dict[str, Any]:
     body = v.as_json()
     body["versions"] = [
@@ -39,7 +46,7 @@ def _with_history(v: Version, versions: list[Version]) -> dict[str, Any]:
 def create_contract(body: ContractIn, conn: Conn, caller: Writer, audit: Audit) -> dict[str, Any]:
     """Create a contract (version 1) and register its devices."""
     _may_write(caller, body.provider)
-    v = repo.create_contract(conn, body, caller.subject)
+    v = repo.create_contract(conn, body, caller.subject, _reveal(conn, caller))
     audit(conn, "contract.create", "contract", v.contract_id, version=1, devices=body.devices)
     return _with_history(v, [v])
 
@@ -77,7 +84,7 @@ def add_version(
     """New terms from ``effective_from`` on; earlier versions never change."""
     provider, _ = visible_contract(conn, caller, contract_id)
     _may_write(caller, provider)
-    v = repo.add_version(conn, contract_id, body, caller.subject)
+    v = repo.add_version(conn, contract_id, body, caller.subject, _reveal(conn, caller))
     audit(
         conn,
         "contract.version",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Engine
 
 from schemas.contract import ID_PATTERN
 from schemas.periods import Period
@@ -19,15 +23,16 @@ from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
 from services.api.params import ContractIdPath, PeriodPath
 from services.api.render import statement_html
-from services.api.scoping import contract_filter, visible_contract
+from services.api.scoping import contract_filter, sees_contract, visible_contract
 from services.api.tokens import Principal
-from services.errors import NotFound
+from services.errors import Busy, NotFound
 from services.settlement import runs
 from services.settlement import statements as repo
 
 router = APIRouter(tags=["settlement"])
 Runner = Annotated[Principal, Depends(require("admin", "finance", "provider"))]
 Issuer = Annotated[Principal, Depends(require("admin", "finance"))]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 PeriodText = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"])]
 
 
@@ -106,29 +111,49 @@ def _reason(row: Any, changes: dict[str, Any] | None) -> str | None:
     return "; ".join(changes["summary"])
 
 
-@router.post("/settlements/run")
-def run(body: RunIn, conn: Conn, caller: Runner, engine=Depends(get_engine)) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Settle a period now for one contract or all the caller may see."""
+@router.post(
+    "/settlements/run",
+    responses={429: problems.BUSY_RESPONSE},
+)
+def run(body: RunIn, caller: Runner, engine: EngineDep, request: Request) -> dict[str, Any]:
+    """Settle a period now for one contract or all the caller may see.
+
+    Holds no connection of its own while ``run_period`` settles (each contract
+    in a transaction of its own): a request holding one pooled connection
+    while waiting for another deadlocks the pool under concurrency. Runs
+    beyond VIU_SETTLEMENT_RUN_CONCURRENCY queue for up to
+    VIU_SETTLEMENT_RUN_WAIT_S seconds, then answer 429.
+    """
     period = Period.parse(body.period)
-    if body.contract_id:
-        visible_contract(conn, caller, body.contract_id)
-    ids = [
-        c
-        for c in runs.in_force(conn, period, body.contract_id)
-        if body.contract_id or _sees(conn, caller, c)
-    ]
+    with engine.connect() as conn:
+        if body.contract_id:
+            visible_contract(conn, caller, body.contract_id)
+        ids = [
+            c
+            for c in runs.in_force(conn, period, body.contract_id)
+            if body.contract_id or sees_contract(conn, caller, c)
+        ]
     if body.contract_id and not ids:
         raise NotFound(f"contract '{body.contract_id}' is not in force in {period}")
-    results = runs.run_period(engine, period, ids)
+    with run_slot(request):
+        results = runs.run_period(engine, period, ids)
     return {"period": str(period), "results": [r.__dict__ for r in results]}
 
 
-def _sees(conn: Any, caller: Principal, contract_id: str) -> bool:
+@contextmanager
+def run_slot(request: Request) -> Iterator[None]:
+    """One of the app's settlement-run slots, waited for at most VIU_SETTLEMENT_RUN_WAIT_S."""
+    settings = request.app.state.settings
+    slots: threading.BoundedSemaphore = request.app.state.settlement_slots
+    if not slots.acquire(timeout=settings.settlement_run_wait_s):
+        raise Busy(
+            f"{settings.settlement_run_concurrency} settlement run(s) are in progress and "
+            f"others waited {settings.settlement_run_wait_s:g} s; retry later"
+        )
     try:
-        visible_contract(conn, caller, contract_id)
-    except NotFound:
-        return False
-    return True
+        yield
+    finally:
+        slots.release()
 
 
 @router.get(

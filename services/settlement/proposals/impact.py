@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from schemas.contract import ContractTerms
-from schemas.db import devices
 from schemas.money import format_money, round_money
 from schemas.periods import Period
 from schemas.statement import StatementBody
@@ -22,6 +21,7 @@ from schemas.vocabulary import LINE_KINDS
 from services.errors import Invalid
 from services.settlement import contracts
 from services.settlement.engine import settle
+from services.settlement.ownership import ever_owned, owned_terms
 from services.settlement.usage import load_usage
 
 ZERO = Decimal(0)
@@ -71,30 +71,35 @@ def summarise(rows: Sequence[dict[str, Any]], currency: str) -> dict[str, Any]:
 
 
 def resettle_pair(
-    conn: Connection, current: ContractTerms, other: ContractTerms, period: Period
+    conn: Connection,
+    contract_id: str,
+    current: ContractTerms,
+    other: ContractTerms,
+    period: Period,
 ) -> tuple[StatementBody, StatementBody]:
-    """``period`` settled under both terms, from the usage of the current terms' devices."""
+    """``period`` settled under both terms, each reading only the contract's devices of then."""
+    current = owned_terms(conn, contract_id, current, period)
+    other = owned_terms(conn, contract_id, other, period)
     usage, _ = load_usage(conn, current, period)
     other_usage = usage if other.devices == current.devices else load_usage(conn, other, period)[0]
     return settle(current, period, usage), settle(other, period, other_usage)
 
 
 def impact(
-    conn: Connection, current: ContractTerms, proposed: ContractTerms, periods: Sequence[Period]
+    conn: Connection,
+    contract_id: str,
+    current: ContractTerms,
+    proposed: ContractTerms,
+    periods: Sequence[Period],
 ) -> dict[str, Any]:
     """The window re-settled under the proposed terms, with each party's difference."""
-    rows = [compare(*resettle_pair(conn, current, proposed, p)) for p in periods]
+    rows = [compare(*resettle_pair(conn, contract_id, current, proposed, p)) for p in periods]
     return summarise(rows, current.currency)
 
 
 def _check_devices(conn: Connection, contract_id: str, alternative: ContractTerms) -> None:
     """What-if terms may only read the contract's own devices' data."""
-    own = set(
-        conn.execute(select(devices.c.device_id).where(devices.c.contract_id == contract_id))
-        .scalars()
-        .all()
-    )
-    foreign = sorted(set(alternative.devices) - own)
+    foreign = sorted(set(alternative.devices) - ever_owned(conn, contract_id))
     if foreign:
         raise Invalid(
             f"device(s) {', '.join(foreign)} are not devices of this contract",
@@ -121,7 +126,7 @@ def simulate(
                 field="terms.currency",
             )
         else:
-            before, after = resettle_pair(conn, version.terms, alternative, period)
+            before, after = resettle_pair(conn, contract_id, version.terms, alternative, period)
             results.append(
                 {
                     "period": str(period),

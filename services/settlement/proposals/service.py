@@ -88,7 +88,7 @@ def _impact(conn: Connection, latest: Version, p: Proposal) -> dict[str, Any]:
     periods = list(p.finding.periods)
     if p.proposed_terms is None:
         return {"currency": latest.terms.currency, "periods": [], "note": "no term change"}
-    return impact(conn, latest.terms, p.proposed_terms, periods)
+    return impact(conn, latest.contract_id, latest.terms, p.proposed_terms, periods)
 
 
 def _reconcile(
