@@ -203,6 +203,7 @@ proposals = Table(
     Column("id", BigInteger, primary_key=True),
     Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
     Column("kind", String(32), nullable=False),
+    Column("remedy", String(20), nullable=False),
     Column("subject", String(100), nullable=False),
     Column("kpi", String(32)),
     Column("term", String(100), nullable=False),

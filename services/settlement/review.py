@@ -23,10 +23,10 @@ from schemas.vocabulary import DOWNTIME_CAUSES, LINE_KINDS, MISSING
 from services.settlement import contracts
 from services.settlement.proposals import repository as proposals_repo
 from services.settlement.proposals.history import SettledPeriod, settled_periods
+from services.settlement.proposals.registry import PROVIDER_ONLY_KINDS
 from services.settlement.value import ValueSplit, customer_view, provider_view, splits_for
 
 ZERO = Decimal(0)
-PROVIDER_ONLY_KINDS = frozenset({"unfair_split"})
 
 
 def _money(body: StatementBody) -> dict[str, str]:

@@ -10,9 +10,10 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from services.settlement.proposals import detectors
-from services.settlement.proposals.history import full_statement
-from services.settlement.proposals.proposer import nice_floor, propose
+from services.settlement.proposals import base
+from services.settlement.proposals.edits import nice_floor
+from services.settlement.proposals.history import SettledPeriod, full_statement
+from services.settlement.proposals.registry import KINDS, detect_all, propose
 from services.settlement.proposals.settings import DetectorSettings
 from services.settlement.value import split
 from tests.proposals.conftest import contract, month, months, terms_of
@@ -21,7 +22,13 @@ CFG = DetectorSettings()
 TERMS = terms_of(contract())
 
 
-def _one(findings: list[detectors.Finding]) -> detectors.Finding:
+def _detect(
+    kind: str, history: list[SettledPeriod], terms: Any, cfg: DetectorSettings, splits: Any = ()
+) -> list[base.Finding]:
+    return KINDS[kind].detect(base.Facts(history, terms, cfg, splits))
+
+
+def _one(findings: list[base.Finding]) -> base.Finding:
     assert len(findings) == 1, findings
     return findings[0]
 
@@ -35,7 +42,7 @@ def _availability(*values: float, **extra: Any) -> list[dict[str, Any]]:
 
 def test_chronic_penalty_fires_when_the_penalty_was_charged_in_every_period() -> None:
     history = months(TERMS, "2026-06", _availability(0.93, 0.92, 0.935))
-    finding = _one(detectors.chronic_penalty(history, TERMS, CFG))
+    finding = _one(_detect("chronic_penalty", history, TERMS, CFG))
     assert (finding.kind, finding.kpi) == ("chronic_penalty", "availability")
     assert [e["value"] for e in finding.evidence] == [0.93, 0.92, 0.935]
     proposal = propose(finding, TERMS)
@@ -48,12 +55,12 @@ def test_chronic_penalty_fires_when_the_penalty_was_charged_in_every_period() ->
 
 def test_chronic_penalty_stays_silent_when_one_period_was_not_penalised() -> None:
     history = months(TERMS, "2026-06", _availability(0.93, 0.95, 0.93))
-    assert detectors.chronic_penalty(history, TERMS, CFG) == []
+    assert _detect("chronic_penalty", history, TERMS, CFG) == []
 
 
 def test_chronic_penalty_needs_a_full_window() -> None:
     history = months(TERMS, "2026-06", _availability(0.93, 0.92))
-    assert detectors.chronic_penalty(history, TERMS, CFG) == []
+    assert _detect("chronic_penalty", history, TERMS, CFG) == []
 
 
 # unreachable_bonus
@@ -61,7 +68,7 @@ def test_chronic_penalty_needs_a_full_window() -> None:
 
 def test_unreachable_bonus_fires_when_no_bonus_was_earned_in_six_periods() -> None:
     history = months(TERMS, "2026-03", _availability(0.955, 0.96, 0.958, 0.951, 0.96, 0.957))
-    finding = _one(detectors.unreachable_bonus(history, TERMS, CFG))
+    finding = _one(_detect("unreachable_bonus", history, TERMS, CFG))
     assert len(finding.evidence) == 6
     proposal = propose(finding, TERMS)
     assert proposal is not None
@@ -70,12 +77,12 @@ def test_unreachable_bonus_fires_when_no_bonus_was_earned_in_six_periods() -> No
 
 def test_unreachable_bonus_stays_silent_when_a_bonus_was_earned() -> None:
     history = months(TERMS, "2026-03", _availability(0.955, 0.975, 0.958, 0.951, 0.96, 0.957))
-    assert detectors.unreachable_bonus(history, TERMS, CFG) == []
+    assert _detect("unreachable_bonus", history, TERMS, CFG) == []
 
 
 def test_unreachable_bonus_waits_for_six_periods() -> None:
     history = months(TERMS, "2026-03", _availability(0.955, 0.96, 0.958, 0.951, 0.96))
-    assert detectors.unreachable_bonus(history, TERMS, CFG) == []
+    assert _detect("unreachable_bonus", history, TERMS, CFG) == []
 
 
 # slack_target
@@ -83,7 +90,7 @@ def test_unreachable_bonus_waits_for_six_periods() -> None:
 
 def test_slack_target_fires_when_the_target_was_beaten_by_more_than_two_points() -> None:
     history = months(TERMS, "2026-06", _availability(0.98, 0.985, 0.99))
-    finding = _one(detectors.slack_target(history, TERMS, CFG))
+    finding = _one(_detect("slack_target", history, TERMS, CFG))
     proposal = propose(finding, TERMS)
     assert proposal is not None
     assert proposal.proposed["target"] == 0.98
@@ -92,13 +99,13 @@ def test_slack_target_fires_when_the_target_was_beaten_by_more_than_two_points()
 
 def test_slack_target_stays_silent_when_one_period_was_close_to_target() -> None:
     history = months(TERMS, "2026-06", _availability(0.98, 0.96, 0.99))
-    assert detectors.slack_target(history, TERMS, CFG) == []
+    assert _detect("slack_target", history, TERMS, CFG) == []
 
 
 def test_slack_points_are_configurable_per_contract() -> None:
     history = months(TERMS, "2026-06", _availability(0.98, 0.96, 0.99))
     loose = DetectorSettings(slack_points=Decimal("0.5"))
-    assert _one(detectors.slack_target(history, TERMS, loose)).kpi == "availability"
+    assert _one(_detect("slack_target", history, TERMS, loose)).kpi == "availability"
 
 
 # cap_binding
@@ -107,7 +114,7 @@ def test_slack_points_are_configurable_per_contract() -> None:
 def test_cap_binding_fires_when_the_penalty_cap_bound_in_two_periods() -> None:
     terms = terms_of(contract(penalty_cap_pct=0.05))
     history = months(terms, "2026-06", _availability(0.80, 0.94, 0.82))
-    finding = _one(detectors.cap_binding(history, terms, CFG))
+    finding = _one(_detect("cap_binding", history, terms, CFG))
     assert finding.subject == "penalty_cap_pct"
     assert [e["bound"] for e in finding.evidence] == [True, False, True]
     proposal = propose(finding, terms)
@@ -119,7 +126,7 @@ def test_cap_binding_fires_when_the_penalty_cap_bound_in_two_periods() -> None:
 def test_cap_binding_stays_silent_when_the_cap_bound_once() -> None:
     terms = terms_of(contract(penalty_cap_pct=0.05))
     history = months(terms, "2026-06", _availability(0.80, 0.94, 0.96))
-    assert detectors.cap_binding(history, terms, CFG) == []
+    assert _detect("cap_binding", history, terms, CFG) == []
 
 
 # commitment_mismatch
@@ -127,7 +134,7 @@ def test_cap_binding_stays_silent_when_the_cap_bound_once() -> None:
 
 def test_commitment_mismatch_fires_when_usage_stayed_below_the_commitment() -> None:
     history = months(TERMS, "2026-06", [{"throughput": t} for t in (20500, 22000, 25000)])
-    finding = _one(detectors.commitment_mismatch(history, TERMS, CFG))
+    finding = _one(_detect("commitment_mismatch", history, TERMS, CFG))
     assert finding.detail["direction"] == "below"
     proposal = propose(finding, TERMS)
     assert proposal is not None
@@ -136,7 +143,7 @@ def test_commitment_mismatch_fires_when_usage_stayed_below_the_commitment() -> N
 
 def test_commitment_mismatch_fires_when_usage_exceeded_130_percent() -> None:
     history = months(TERMS, "2026-06", [{"throughput": t} for t in (40000, 41234, 45000)])
-    finding = _one(detectors.commitment_mismatch(history, TERMS, CFG))
+    finding = _one(_detect("commitment_mismatch", history, TERMS, CFG))
     assert finding.detail["direction"] == "above"
     proposal = propose(finding, TERMS)
     assert proposal is not None and proposal.proposed == 40000
@@ -144,7 +151,7 @@ def test_commitment_mismatch_fires_when_usage_exceeded_130_percent() -> None:
 
 def test_commitment_mismatch_stays_silent_when_usage_crossed_the_commitment() -> None:
     history = months(TERMS, "2026-06", [{"throughput": t} for t in (20000, 35000, 25000)])
-    assert detectors.commitment_mismatch(history, TERMS, CFG) == []
+    assert _detect("commitment_mismatch", history, TERMS, CFG) == []
 
 
 # excused_creep
@@ -152,7 +159,7 @@ def test_commitment_mismatch_stays_silent_when_usage_crossed_the_commitment() ->
 
 def test_excused_creep_fires_when_the_excused_share_rose_by_half_and_exceeds_5_percent() -> None:
     history = months(TERMS, "2026-04", [{"planned": p} for p in (500, 600, 500, 2500, 3000, 3500)])
-    finding = _one(detectors.excused_creep(history, TERMS, CFG))
+    finding = _one(_detect("excused_creep", history, TERMS, CFG))
     assert finding.detail["source"] == "planned"
     assert finding.detail["last_share"] > 0.05
     proposal = propose(finding, TERMS)
@@ -162,12 +169,12 @@ def test_excused_creep_fires_when_the_excused_share_rose_by_half_and_exceeds_5_p
 
 def test_excused_creep_stays_silent_when_the_share_is_high_but_steady() -> None:
     history = months(TERMS, "2026-04", [{"planned": 3000}] * 6)
-    assert detectors.excused_creep(history, TERMS, CFG) == []
+    assert _detect("excused_creep", history, TERMS, CFG) == []
 
 
 def test_excused_creep_stays_silent_below_5_percent() -> None:
     history = months(TERMS, "2026-04", [{"planned": p} for p in (100, 100, 100, 1000, 1000, 1000)])
-    assert detectors.excused_creep(history, TERMS, CFG) == []
+    assert _detect("excused_creep", history, TERMS, CFG) == []
 
 
 # data_gaps
@@ -175,7 +182,7 @@ def test_excused_creep_stays_silent_below_5_percent() -> None:
 
 def test_data_gaps_fires_when_a_device_missed_more_than_2_percent_of_a_period() -> None:
     history = months(TERMS, "2026-06", [{"missing": 0}, {"missing": 1000}, {"missing": 0}])
-    finding = _one(detectors.data_gaps(history, TERMS, CFG))
+    finding = _one(_detect("data_gaps", history, TERMS, CFG))
     assert finding.evidence == [
         {
             "period": "2026-07",
@@ -192,7 +199,7 @@ def test_data_gaps_fires_when_a_device_missed_more_than_2_percent_of_a_period() 
 
 def test_data_gaps_stays_silent_under_2_percent() -> None:
     history = months(TERMS, "2026-06", [{"missing": 500}] * 3)
-    assert detectors.data_gaps(history, TERMS, CFG) == []
+    assert _detect("data_gaps", history, TERMS, CFG) == []
 
 
 # unfair_split
@@ -200,9 +207,9 @@ def test_data_gaps_stays_silent_under_2_percent() -> None:
 VALUE_MODEL = {"customer_value_per_unit": "3.10", "agreed_provider_share": 0.40, "tolerance": 0.10}
 
 
-def _splits(terms: Any, costs: list[str | None]) -> list[Any]:
+def _splits(terms: Any, costs: list[str | None]) -> tuple[list[SettledPeriod], list[Any]]:
     history = months(terms, "2026-06", [{}] * len(costs))
-    return [
+    return history, [
         split(h.body, terms.value_model, None if c is None else Decimal(c))
         for h, c in zip(history, costs, strict=True)
     ]
@@ -210,9 +217,9 @@ def _splits(terms: Any, costs: list[str | None]) -> list[Any]:
 
 def test_unfair_split_fires_when_the_provider_share_left_the_agreed_band() -> None:
     terms = terms_of(contract(value_model=VALUE_MODEL))
-    splits = _splits(terms, ["5000", "5000", "5000"])
+    history, splits = _splits(terms, ["5000", "5000", "5000"])
     assert all(s.provider_share == Decimal("0.217391") for s in splits)
-    finding = _one(detectors.unfair_split(splits, terms, CFG))
+    finding = _one(_detect("unfair_split", history, terms, CFG, splits))
     assert finding.detail["reasons"] == ["share_outside_agreed"]
     proposal = propose(finding, terms)
     assert proposal is not None
@@ -222,27 +229,27 @@ def test_unfair_split_fires_when_the_provider_share_left_the_agreed_band() -> No
 
 def test_unfair_split_fires_when_the_provider_lost_money_twice() -> None:
     terms = terms_of(contract(value_model=VALUE_MODEL, fixed_fee="40000.00"))
-    splits = _splits(terms, ["10000", "70000", "70000"])
-    finding = _one(detectors.unfair_split(splits, terms, CFG))
+    history, splits = _splits(terms, ["10000", "70000", "70000"])
+    finding = _one(_detect("unfair_split", history, terms, CFG, splits))
     assert "provider_losing" in finding.detail["reasons"]
 
 
 def test_unfair_split_stays_silent_inside_the_agreed_band() -> None:
     terms = terms_of(contract(value_model=VALUE_MODEL, fixed_fee="40000.00"))
-    splits = _splits(terms, ["10000", "10000", "10000"])
+    history, splits = _splits(terms, ["10000", "10000", "10000"])
     assert all(s.within_agreed for s in splits)
-    assert detectors.unfair_split(splits, terms, CFG) == []
+    assert _detect("unfair_split", history, terms, CFG, splits) == []
 
 
 def test_unfair_split_waits_until_the_cost_to_serve_is_recorded() -> None:
     terms = terms_of(contract(value_model=VALUE_MODEL))
-    splits = _splits(terms, ["5000", None, "5000"])
-    assert detectors.unfair_split(splits, terms, CFG) == []
+    history, splits = _splits(terms, ["5000", None, "5000"])
+    assert _detect("unfair_split", history, terms, CFG, splits) == []
 
 
 def test_unfair_split_needs_a_value_model() -> None:
-    splits = _splits(TERMS, ["5000", "5000", "5000"])
-    assert detectors.unfair_split(splits, TERMS, CFG) == []
+    history, splits = _splits(TERMS, ["5000", "5000", "5000"])
+    assert _detect("unfair_split", history, TERMS, CFG, splits) == []
 
 
 # shared rules
@@ -250,7 +257,7 @@ def test_unfair_split_needs_a_value_model() -> None:
 
 def test_a_steady_contract_fires_nothing() -> None:
     history = months(TERMS, "2026-03", _availability(0.965, 0.975) * 3)
-    assert detectors.detect_all(history, [], TERMS, CFG) == []
+    assert detect_all(base.Facts(history, TERMS, CFG)) == []
 
 
 def test_history_uses_the_resettled_body_of_an_issued_adjustment() -> None:

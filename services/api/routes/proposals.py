@@ -23,8 +23,8 @@ from services.errors import Forbidden, NotFound
 from services.settlement.proposals import repository as repo
 from services.settlement.proposals import service
 from services.settlement.proposals import settings as detector_settings
+from services.settlement.proposals.registry import PROVIDER_ONLY_KINDS
 from services.settlement.proposals.settings import DetectorSettings
-from services.settlement.review import PROVIDER_ONLY_KINDS
 
 router = APIRouter(tags=["proposals"])
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]

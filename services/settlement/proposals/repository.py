@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from schemas.db import proposals
+from schemas.vocabulary import PROPOSAL_STATUSES
 from services.errors import NotFound
-from services.settlement.proposals.proposer import Proposal
+from services.settlement.proposals.base import Proposal
 
-STATUSES = ("open", "accepted", "rejected", "superseded")
+STATUSES = PROPOSAL_STATUSES
 
 
 def _values(p: Proposal, version: int, impact: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +43,7 @@ def add(
         .values(
             contract_id=contract_id,
             kind=f.kind,
+            remedy=p.remedy,
             subject=f.subject,
             kpi=f.kpi,
             term=f.term,
@@ -61,7 +63,7 @@ def refresh(
     conn.execute(
         update(proposals)
         .where(proposals.c.id == proposal_id)
-        .values(term=p.finding.term, **_values(p, version, impact))
+        .values(term=p.finding.term, remedy=p.remedy, **_values(p, version, impact))
     )
 
 
@@ -144,6 +146,7 @@ def as_json(row: Any) -> dict[str, Any]:
         "id": row.id,
         "contract_id": row.contract_id,
         "kind": row.kind,
+        "remedy": row.remedy,
         "kpi": row.kpi,
         "term": row.term,
         "status": row.status,
