@@ -29,6 +29,7 @@ from schemas.penalties import CreditsPenalty, Penalty, PerPointPenalty
 from schemas.periods import Period, zone
 from schemas.vocabulary import (
     DEFAULT_EXCUSED_CAUSES,
+    AnnotationApproval,
     DowntimeCause,
     KpiName,
     MissingDataPolicy,
@@ -158,6 +159,7 @@ class ContractTerms(StrictModel):
     )
     terms: Terms
     value_model: ValueModel | None = None
+    annotation_approval: AnnotationApproval = "counterparty"
 
     @field_validator("currency", mode="before")
     @classmethod

@@ -401,6 +401,12 @@ def _summary(q: DeviceQuantities) -> DeviceSummary:
     )
 
 
+SETTLED_FIELDS = set(ContractTerms.model_fields) - {"annotation_approval", "value_promise"}
+"""Terms fields a digest covers: those added later that settlement never reads are left
+out, so statements settled before they existed keep their digest (and get no empty
+adjustment)."""
+
+
 def inputs_digest(terms: ContractTerms, period: Period, usage: Sequence[DeviceUsage]) -> str:
     """sha256 of the canonical JSON of everything ``settle`` reads.
 
@@ -408,7 +414,7 @@ def inputs_digest(terms: ContractTerms, period: Period, usage: Sequence[DeviceUs
     equal inputs always digest equally however they were loaded.
     """
     document = {
-        "terms": terms.model_dump(mode="json", include=set(ContractTerms.model_fields)),
+        "terms": terms.model_dump(mode="json", include=SETTLED_FIELDS),
         "period": str(period),
         "usage": [_usage_document(item) for item in sorted(usage, key=lambda u: u.device_id)],
     }

@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 
 from schemas.contract import ContractTerms
+from schemas.vocabulary import PARTIES, Party
 from services.settlement.proposals import kinds as package
 from services.settlement.proposals.base import Facts, Finding, Kind, Proposal
 
@@ -52,3 +53,10 @@ def judged(kind: str, subject: str, facts: Facts) -> bool:
         return False
     run = facts.run(lambda terms: found.key(terms, subject))
     return len(run) >= found.window(facts.cfg)
+
+
+def deciding_parties(kind: str) -> tuple[Party, ...]:
+    """Who must accept a proposal of ``kind``: both parties, or for a provider-side kind
+    (which the customer may not see) the provider alone."""
+    found = KINDS.get(kind)
+    return ("provider",) if found is not None and found.visibility == "provider" else PARTIES

@@ -89,8 +89,11 @@ def decide(
     *,
     reason: str | None = None,
     accepted_version: int | None = None,
+    action_id: int | None = None,
+    at: datetime | None = None,
 ) -> None:
-    now = datetime.now(UTC)
+    """The proposal's final state, once both parties accepted or one rejected."""
+    now = at or datetime.now(UTC)
     conn.execute(
         update(proposals)
         .where(proposals.c.id == proposal_id)
@@ -100,6 +103,7 @@ def decide(
             decided_at=now,
             reason=reason,
             accepted_version=accepted_version,
+            action_id=action_id,
             updated_at=now,
         )
     )
@@ -164,5 +168,6 @@ def as_json(row: Any) -> dict[str, Any]:
         "decided_at": row.decided_at.isoformat() if row.decided_at else None,
         "reason": row.reason,
         "accepted_version": row.accepted_version,
+        "action_id": row.action_id,
         "superseded_by": row.superseded_by,
     }

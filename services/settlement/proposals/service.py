@@ -17,13 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from schemas.periods import Period, period_of
-from services.errors import Conflict
 from services.settlement import contracts
 from services.settlement.contracts import Version
 from services.settlement.proposals import repository as repo
 from services.settlement.proposals import settings as detector_settings
 from services.settlement.proposals.base import Facts, Proposal
-from services.settlement.proposals.changes import apply_change
 from services.settlement.proposals.history import latest_run
 from services.settlement.proposals.impact import corrective_impact, impact
 from services.settlement.proposals.registry import detect_all, judged, propose
@@ -126,69 +124,3 @@ def after_settlement(conn: Connection, contract_id: str, period: Period) -> None
             detect(conn, contract_id, now)
     except Exception:
         log.exception("proposal detection for %s after %s failed", contract_id, period)
-
-
-def accept(conn: Connection, proposal_id: int, by: str, now: datetime | None = None) -> Any:
-    """Accept one open proposal: a new contract version effective from the next period."""
-    row = repo.get(conn, proposal_id, for_update=True)
-    return accept_together(conn, row.contract_id, [proposal_id], by, now)[0]
-
-
-def accept_together(
-    conn: Connection, contract_id: str, ids: list[int], by: str, now: datetime | None = None
-) -> list[Any]:
-    """Accept proposals of one review at once: all their changes go into one new version.
-
-    Versions are immutable and one period has one version, so changes agreed
-    together must be accepted together; the version records who and which.
-    """
-    rows = [repo.get(conn, i, for_update=True) for i in dict.fromkeys(ids)]
-    for row in rows:
-        _must_be_open(row)
-        if row.contract_id != contract_id:
-            raise Conflict(f"proposal {row.id} belongs to contract '{row.contract_id}'")
-    changing = [r for r in rows if r.proposed is not None]
-    version = _new_version(conn, contract_id, changing, by, now) if changing else None
-    for row in rows:
-        accepted = version.version if version is not None and row.proposed is not None else None
-        repo.decide(conn, row.id, "accepted", by, accepted_version=accepted)
-    return [repo.get(conn, row.id) for row in rows]
-
-
-def _new_version(
-    conn: Connection, contract_id: str, rows: list[Any], by: str, now: datetime | None
-) -> Version:
-    latest = contracts.latest_version(conn, contract_id)
-    effective = period_of(now or datetime.now(UTC), latest.terms.timezone).next()
-    if latest.terms.effective_period >= effective:
-        raise Conflict(
-            f"version {latest.version} already takes effect from {latest.terms.effective_from}; "
-            "proposals agreed together must be accepted together (POST "
-            f"/v1/contracts/{contract_id}/proposals/accept with their ids)"
-        )
-    terms = latest.terms
-    for row in rows:
-        terms = apply_change(
-            terms,
-            kpi=row.kpi,
-            subject=row.subject,
-            current=row.current,
-            proposed=row.proposed,
-            effective_from=str(effective),
-        )
-    ids = ", ".join(str(r.id) for r in rows)
-    which = f"proposal{'s' if len(rows) > 1 else ''} {ids}"
-    return contracts.add_version(conn, contract_id, terms, f"{by} ({which})")
-
-
-def reject(conn: Connection, proposal_id: int, by: str, reason: str) -> Any:
-    """Reject an open proposal, recording who and why."""
-    row = repo.get(conn, proposal_id, for_update=True)
-    _must_be_open(row)
-    repo.decide(conn, row.id, "rejected", by, reason=reason)
-    return repo.get(conn, proposal_id)
-
-
-def _must_be_open(row: Any) -> None:
-    if row.status != "open":
-        raise Conflict(f"proposal {row.id} is {row.status}; only open proposals can be decided")
