@@ -16,7 +16,7 @@ from services.settlement.proposals.history import SettledPeriod, full_statement
 from services.settlement.proposals.registry import KINDS, detect_all, propose
 from services.settlement.proposals.settings import DetectorSettings
 from services.settlement.value import split
-from tests.proposals.conftest import contract, month, months, terms_of
+from tests.proposals.conftest import contract, fleet_months, month, months, terms_of
 
 CFG = DetectorSettings()
 TERMS = terms_of(contract())
@@ -63,6 +63,54 @@ def test_chronic_penalty_needs_a_full_window() -> None:
     assert _detect("chronic_penalty", history, TERMS, CFG) == []
 
 
+FLEET = terms_of(contract(devices=["ra-a", "ra-b"]))
+
+
+def _fleet(*pairs: tuple[float, float]) -> list[SettledPeriod]:
+    per_period = [{"ra-a": {"availability": a}, "ra-b": {"availability": b}} for a, b in pairs]
+    return fleet_months(FLEET, "2026-06", per_period)
+
+
+def test_a_fleet_where_one_device_meets_the_target_gets_a_corrective_action_not_a_cut() -> None:
+    history = _fleet((0.97, 0.90), (0.96, 0.89), (0.955, 0.91))
+    finding = _one(_detect("chronic_penalty", history, FLEET, CFG))
+    assert finding.detail["remedy"] == "corrective_action"
+    assert finding.detail["lagging"] == ["ra-b"]
+    assert finding.evidence[0]["devices"] == {"ra-a": 0.97, "ra-b": 0.9}
+    proposal = propose(finding, FLEET)
+    assert proposal is not None and proposal.remedy == "corrective_action"
+    assert proposal.proposed_terms is None
+    assert proposal.proposed == {
+        "title": "bring availability of ra-b up to 95.0 %",
+        "owner": "provider",
+        "kpi": "availability",
+        "devices": ["ra-b"],
+    }
+    # fleet 0.935, 0.925, 0.9325: 1.5, 2.5 and 1.75 points x 500.00 at stake
+    stakes = [(str(p), str(a)) for p, a in proposal.at_stake]
+    assert stakes == [("2026-06", "750.00"), ("2026-07", "1250.00"), ("2026-08", "875.00")]
+    assert "not a lower target" in proposal.rationale
+
+
+def test_a_device_that_met_the_target_earlier_in_six_periods_still_rules_out_a_target_cut() -> None:
+    history = _fleet((0.96, 0.94), (0.93, 0.92), (0.93, 0.92), (0.92, 0.93), (0.93, 0.91))
+    finding = _one(_detect("chronic_penalty", history, FLEET, CFG))
+    assert finding.detail["met_target"] == {"ra-a": ["2026-06"]}
+    assert finding.detail["remedy"] == "corrective_action"
+    assert set(finding.detail["lagging"]) == {"ra-a", "ra-b"}
+
+
+def test_a_fleet_where_no_device_meets_the_target_gets_a_re_baselined_target() -> None:
+    history = _fleet((0.93, 0.92), (0.925, 0.93), (0.92, 0.935))
+    finding = _one(_detect("chronic_penalty", history, FLEET, CFG))
+    assert finding.detail["remedy"] == "change_terms" and finding.detail["met_target"] == {}
+    proposal = propose(finding, FLEET)
+    assert proposal is not None and proposal.remedy == "change_terms"
+    assert proposal.proposed["target"] == 0.925  # fleet mean 0.926667 rounded down
+    assert proposal.change == "availability target 95.0 % → 92.5 %"
+    assert "no device met the target" in proposal.rationale
+
+
 # unreachable_bonus
 
 
@@ -73,6 +121,24 @@ def test_unreachable_bonus_fires_when_no_bonus_was_earned_in_six_periods() -> No
     proposal = propose(finding, TERMS)
     assert proposal is not None
     assert proposal.proposed["bonus"]["above"] == 0.955  # the best period (0.96) would earn it
+
+
+def test_unreachable_bonus_below_target_says_why_it_would_not_have_paid_and_what_changes() -> None:
+    rule = {
+        "kpi": "availability",
+        "target": 0.95,
+        "penalty": {"per_point": "500.00"},
+        "bonus": {"above": 0.99, "per_point": "200.00"},
+    }
+    terms = terms_of(contract(kpis=[rule]))
+    history = months(terms, "2026-05", _availability(0.90, 0.91, 0.89, 0.90, 0.905, 0.90))
+    proposal = propose(_one(_detect("unreachable_bonus", history, terms, CFG)), terms)
+    assert proposal is not None
+    assert proposal.proposed["bonus"]["above"] == 0.95  # the target: a bonus may go no lower
+    assert "would just have earned" not in proposal.rationale
+    assert "would have paid nothing in this window" in proposal.rationale
+    assert proposal.unchanged_because is not None and "best 91.0 %" in proposal.unchanged_because
+    assert "every point above 0.95 earns 200.00" in proposal.change
 
 
 def test_unreachable_bonus_stays_silent_when_a_bonus_was_earned() -> None:
