@@ -27,7 +27,9 @@ from schemas.fields import (
 from schemas.money import is_known_currency
 from schemas.penalties import CreditsPenalty, Penalty, PerPointPenalty
 from schemas.periods import Period, zone
+from schemas.promise import ValuePromise
 from schemas.vocabulary import (
+    CUSTOMER_VALUE,
     DEFAULT_EXCUSED_CAUSES,
     AnnotationApproval,
     DowntimeCause,
@@ -159,6 +161,7 @@ class ContractTerms(StrictModel):
     )
     terms: Terms
     value_model: ValueModel | None = None
+    value_promise: ValuePromise | None = None
     annotation_approval: AnnotationApproval = "counterparty"
 
     @field_validator("currency", mode="before")
@@ -198,6 +201,15 @@ class ContractTerms(StrictModel):
     def _distinct_causes(cls, causes: list[DowntimeCause]) -> list[DowntimeCause]:
         """A repeated cause would excuse its minutes twice."""
         return list(dict.fromkeys(causes))
+
+    @field_validator("value_promise")
+    @classmethod
+    def _measurable(cls, promise: ValuePromise | None, info: ValidationInfo) -> ValuePromise | None:
+        """Customer value is computed from the value model: without one it cannot be checked."""
+        named = promise is not None and CUSTOMER_VALUE in {*promise.promised, *promise.baseline}
+        if named and info.data.get("value_model") is None:
+            raise ValueError(f"{CUSTOMER_VALUE} needs a value_model to be measured")
+        return promise
 
     @property
     def effective_period(self) -> Period:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from schemas.contract import json_number
 from schemas.db import actions as table
+from schemas.db import statements
 from schemas.governance import ActionIn
 from schemas.periods import Period, local_date, period_of
 from schemas.vocabulary import ActionStatus, KpiName, Party
@@ -144,6 +145,20 @@ def _periods_after(period: Period, current: Period, count: int) -> list[Period]:
     return out
 
 
+def _settled(conn: Connection, contract_id: str, periods: list[Period]) -> list[Period]:
+    if not periods:
+        return []
+    found = set(
+        conn.execute(
+            select(statements.c.period).where(
+                statements.c.contract_id == contract_id,
+                statements.c.period.in_([str(p) for p in periods]),
+            )
+        ).scalars()
+    )
+    return [p for p in periods if str(p) in {f.strip() for f in found}]
+
+
 def _side(measured: list[Measured], value: Decimal | None) -> dict[str, Any]:
     return {
         "periods": [
@@ -163,7 +178,9 @@ def effect(conn: Connection, row: Any, now: datetime | None = None) -> dict[str,
     current = period_of(now or datetime.now(UTC), tz)
 
     def measured(periods: list[Period]) -> list[Measured]:
-        found = [measure(conn, row.contract_id, row.devices, kpi, p) for p in periods]
+        """Only settled periods count: a month nobody settled is not evidence yet."""
+        settled = _settled(conn, row.contract_id, periods)
+        found = [measure(conn, row.contract_id, row.devices, kpi, p) for p in settled]
         return [m for m in found if m is not None]
 
     before = measured(_periods_before(period_of(row.created_at, tz), EFFECT_PERIODS))

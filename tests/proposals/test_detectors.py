@@ -351,3 +351,40 @@ def test_proposed_quantities_are_rounded_down_to_three_significant_digits() -> N
     assert nice_floor(Decimal("27843.5")) == Decimal("27800")
     assert nice_floor(Decimal("0.123456")) == Decimal("0.123")
     assert nice_floor(Decimal(0)) == 0
+
+
+# promise_gap
+
+PROMISED = terms_of(
+    contract(value_promise={"promised": {"throughput": 36000}, "tolerance": 0.05})
+)
+
+
+def _throughput(*values: float) -> list[SettledPeriod]:
+    return months(PROMISED, "2026-06", [{"throughput": t} for t in values])
+
+
+def test_promise_gap_fires_when_every_period_fell_short_by_more_than_the_tolerance() -> None:
+    # 36,000 promised, 5 % tolerance: 34,200 is the edge
+    finding = _one(_detect("promise_gap", _throughput(34199, 30000, 34199.5), PROMISED, CFG))
+    assert (finding.subject, finding.term) == ("throughput", "value_promise.promised.throughput")
+    assert [e["realised"] for e in finding.evidence] == [34199, 30000, 34199.5]
+    proposal = propose(finding, PROMISED)
+    assert proposal is not None and proposal.remedy == "corrective_action"
+    assert proposal.proposed["owner"] == "provider"
+
+
+def test_promise_gap_stays_quiet_at_the_edge_of_the_tolerance() -> None:
+    assert _detect("promise_gap", _throughput(34200, 30000, 30000), PROMISED, CFG) == []
+    assert _detect("promise_gap", _throughput(30000, 30000), PROMISED, CFG) == []  # no window
+
+
+def test_promise_gap_may_re_baseline_the_promise_instead() -> None:
+    cfg = DetectorSettings(promise_gap_remedy="change_terms")
+    finding = _one(_detect("promise_gap", _throughput(30000, 31000, 32000), PROMISED, cfg))
+    proposal = propose(finding, PROMISED)
+    assert proposal is not None and proposal.remedy == "change_terms"
+    assert (proposal.current, proposal.proposed) == (36000, 31000)
+    assert proposal.proposed_terms is not None
+    assert proposal.proposed_terms.value_promise is not None
+    assert proposal.proposed_terms.value_promise.promised["throughput"] == Decimal(31000)

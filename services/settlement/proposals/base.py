@@ -105,7 +105,8 @@ class Proposal:
     ``change_terms``: ``proposed`` is the new term and ``proposed_terms`` the
     terms with it (``None``: acknowledged, no term change). ``corrective_action``:
     ``action`` is the work asked, ``proposed`` its JSON, and ``at_stake`` the
-    money per period the drift cost. ``change`` says in words what accepting
+    money per period the drift cost (``stake_means`` says what that money is).
+    ``change`` says in words what accepting
     changes; ``unchanged_because`` why the window's money would not move.
     """
 
@@ -119,6 +120,7 @@ class Proposal:
     unchanged_because: str | None = None
     action: ActionSpec | None = None
     at_stake: tuple[tuple[Period, Decimal], ...] = ()
+    stake_means: str = "charged under the current terms every period until the action works"
 
 
 def corrective(
@@ -127,6 +129,7 @@ def corrective(
     action: ActionSpec,
     rationale: str,
     at_stake: Sequence[tuple[Period, Decimal]] = (),
+    stake_means: str | None = None,
 ) -> Proposal:
     """A proposal whose remedy is work for one party, not new terms."""
     return Proposal(
@@ -139,6 +142,7 @@ def corrective(
         change=f"{action.owner} action: {action.title}",
         action=action,
         at_stake=tuple(at_stake),
+        **({"stake_means": stake_means} if stake_means else {}),
     )
 
 

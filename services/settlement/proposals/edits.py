@@ -79,11 +79,3 @@ def move_target(r: KpiRule, target: Decimal) -> KpiRule:
         return moved
     penalty = form_of(r.penalty).follow(r.penalty, target - r.target, r)
     return moved.model_copy(update={"penalty": penalty})
-
-
-def show(kpi: str | None, value: Decimal) -> str:
-    """A KPI value as people read it: ratios as percentages, sums as numbers."""
-    if kpi in RATIO_KPIS:
-        with decimal_context():
-            return f"{format(value * 100, '.1f')} %"
-    return plain(value)

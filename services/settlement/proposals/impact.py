@@ -24,6 +24,7 @@ from services.settlement import contracts
 from services.settlement.engine import settle
 from services.settlement.proposals.base import Proposal
 from services.settlement.usage import load_usage
+from services.settlement.wording import amount_words
 
 ZERO = Decimal(0)
 
@@ -100,11 +101,6 @@ def impact(
     return result
 
 
-def amount_words(amount: Decimal, currency: str) -> str:
-    """An amount as people read it: "EUR 3,250.00"."""
-    return f"{currency} {format(round_money(abs(amount), currency), ',f')}"
-
-
 def span_words(periods: Sequence[Period]) -> str:
     first, last = periods[0], periods[-1]
     return str(first) if first == last else f"{first} to {last}"
@@ -145,8 +141,7 @@ def corrective_impact(proposal: Proposal, currency: str, effective: Period) -> d
             mean = total / len(stakes)
         summary += (
             f" At stake: {amount_words(total, currency)} over {span_words(periods)} "
-            f"({amount_words(mean, currency)} a period on average), charged under the current "
-            "terms every period until the action works."
+            f"({amount_words(mean, currency)} a period on average), {proposal.stake_means}."
         )
     return {
         "currency": currency,

@@ -33,7 +33,6 @@ from services.settlement.proposals.edits import (
     move_target,
     rule,
     rule_json,
-    show,
     values,
     with_rule,
 )
@@ -47,6 +46,7 @@ from services.settlement.proposals.evidence import (
     rule_of,
 )
 from services.settlement.proposals.history import SettledPeriod
+from services.settlement.wording import show
 
 NAME = "chronic_penalty"
 ZERO = Decimal(0)

@@ -15,11 +15,11 @@ from services.settlement.proposals.edits import (
     move_target,
     rule,
     rule_json,
-    show,
     values,
     with_rule,
 )
 from services.settlement.proposals.evidence import penalty_key, per_rule
+from services.settlement.wording import show
 
 NAME = "slack_target"
 

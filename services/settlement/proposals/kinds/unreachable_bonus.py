@@ -20,11 +20,11 @@ from services.settlement.proposals.edits import (
     kpi_floor,
     rule,
     rule_json,
-    show,
     values,
     with_rule,
 )
 from services.settlement.proposals.evidence import bonus_key, per_rule
+from services.settlement.wording import show
 
 NAME = "unreachable_bonus"
 
