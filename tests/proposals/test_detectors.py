@@ -355,9 +355,7 @@ def test_proposed_quantities_are_rounded_down_to_three_significant_digits() -> N
 
 # promise_gap
 
-PROMISED = terms_of(
-    contract(value_promise={"promised": {"throughput": 36000}, "tolerance": 0.05})
-)
+PROMISED = terms_of(contract(value_promise={"promised": {"throughput": 36000}, "tolerance": 0.05}))
 
 
 def _throughput(*values: float) -> list[SettledPeriod]:

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import Engine
 
 from schemas.governance import ActionIn
-from schemas.periods import Period
 from services.settlement import actions
 from tests.proposals.conftest import contract, settle_months, write_rollups
 from tests.settlement.helpers import ok
