@@ -224,3 +224,24 @@ def as_json(conn: Connection, row: Any, now: datetime | None = None) -> dict[str
         "note": row.note,
         "effect": effect(conn, row, now),
     }
+
+
+def overdue_for(
+    conn: Connection, contract_id: str, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Open actions past their due date (for the outlook and the review), oldest due first."""
+    tz = contracts.latest_version(conn, contract_id).terms.timezone
+    today = local_date(now or datetime.now(UTC), tz)
+    rows = [r for r in listing(conn, contract_id, ["open"]) if overdue(r, today)]
+    return [
+        {
+            "id": r.id,
+            "title": r.title,
+            "owner": r.owner,
+            "kpi": r.kpi,
+            "devices": list(r.devices),
+            "due": r.due.isoformat(),
+            "days_overdue": (today - r.due).days,
+        }
+        for r in sorted(rows, key=lambda r: r.due)
+    ]

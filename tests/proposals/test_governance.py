@@ -136,3 +136,30 @@ def test_the_database_keeps_versions_in_force_and_annotation_content_immutable(
         conn.execute(
             text(f"UPDATE annotations SET status = 'rejected' WHERE id = {annotation['id']}")
         )
+
+
+def test_the_review_shows_what_a_decision_of_the_previous_review_changed_since(
+    api: Any, admin: dict[str, str], db: Engine, create: Any, headers: Any
+) -> None:
+    from services.settlement.proposals import decide
+
+    terms = create()
+    for period, availability in zip(SUMMER, (0.93, 0.92, 0.935), strict=True):
+        write_rollups(db, terms, period, availability=availability)
+    settle_months(api, admin, "RA-1", SUMMER)
+    [proposal] = _open(api, admin)
+    meeting = datetime(2026, 8, 20, 10, tzinfo=UTC)  # the review held in August
+    with db.begin() as conn:
+        for party in ("provider", "customer"):
+            decide.accept(conn, "RA-1", [proposal["id"]], decide.Decider(party, "test"), meeting)
+    for period in ("2026-09", "2026-10"):
+        write_rollups(db, terms, period, availability=0.93)
+    settle_months(api, admin, "RA-1", ["2026-09", "2026-10"])
+    pack = ok(api.get("/v1/contracts/RA-1/reviews/2026-Q3", headers=headers("customer", "MineCo")))
+    [decided] = pack["decided_proposals"]
+    since = decided["changed_since"]
+    assert (since["version"], since["periods"]) == (2, ["2026-09", "2026-10"])
+    assert [p["value"] for p in since["kpi"]["since"]] == [0.93, 0.93]
+    # target 0.925 instead of 0.95: two penalties of 2 points x 500.00 no longer charged
+    assert since["money"]["difference"] == "2000.00"
+    assert since["money"]["parties"] == {"provider": "2000.00", "customer": "-2000.00"}
