@@ -79,15 +79,22 @@ def create(
 
 
 def _open_same(conn: Connection, contract_id: str, spec: ActionIn) -> Any:
+    return open_same(conn, contract_id, spec.owner, spec.kpi, spec.devices)
+
+
+def open_same(
+    conn: Connection, contract_id: str, owner: str, kpi: str | None, devices: Sequence[str]
+) -> Any:
+    """The open action doing this work already (same owner, KPI and devices), if any."""
     rows = conn.execute(
         select(table).where(
             table.c.contract_id == contract_id,
             table.c.status == "open",
-            table.c.owner == spec.owner,
-            table.c.kpi.is_(None) if spec.kpi is None else table.c.kpi == spec.kpi,
+            table.c.owner == owner,
+            table.c.kpi.is_(None) if kpi is None else table.c.kpi == kpi,
         )
     )
-    return next((r for r in rows if sorted(r.devices) == sorted(spec.devices)), None)
+    return next((r for r in rows if sorted(r.devices) == sorted(devices)), None)
 
 
 def get(conn: Connection, action_id: int, *, for_update: bool = False) -> Any:

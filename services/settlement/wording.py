@@ -29,8 +29,8 @@ def percent(value: Decimal) -> str:
 
 
 def show(kpi: str | None, value: Decimal) -> str:
-    """A KPI value as people read it: ratios as percentages, sums as numbers."""
-    return percent(value) if kpi in RATIO_KPIS else plain(value)
+    """A KPI value as people read it: ratios as percentages, sums with thousands separators."""
+    return percent(value) if kpi in RATIO_KPIS else format(Decimal(plain(value)), ",f")
 
 
 def amount_words(amount: Decimal, currency: str) -> str:

@@ -163,4 +163,3 @@ class Kind:
     window: Callable[[DetectorSettings], int]
     key: Callable[[ContractTerms, str], Any]
     visibility: Visibility = "joint"
-    remedy: Remedy = "change_terms"

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from schemas.periods import Period, period_of
-from services.settlement import contracts
+from services.settlement import actions, contracts
 from services.settlement.contracts import Version
 from services.settlement.proposals import repository as repo
 from services.settlement.proposals import settings as detector_settings
@@ -94,7 +94,7 @@ def _reconcile(
             repo.refresh(conn, row.id, p, latest.version, _impact(conn, latest, p, effective))
             result.updated.append(row.id)
             continue
-        if row is None and repo.was_rejected(conn, cid, p):
+        if row is None and (repo.was_rejected(conn, cid, p) or _in_hand(conn, cid, p)):
             continue
         if row is not None:
             repo.supersede(conn, row.id, "the proposed term changed")
@@ -108,6 +108,15 @@ def _reconcile(
             repo.supersede(conn, row.id, "no longer detected: the drift did not persist")
             result.superseded.append(row.id)
     return result
+
+
+def _in_hand(conn: Connection, contract_id: str, p: Proposal) -> bool:
+    """Whether the work a corrective proposal asks for is an open action already."""
+    a = p.action
+    return (
+        a is not None
+        and actions.open_same(conn, contract_id, a.owner, a.kpi, a.devices) is not None
+    )
 
 
 def after_settlement(conn: Connection, contract_id: str, period: Period) -> None:

@@ -131,7 +131,7 @@ def _action(finding: Finding, r: KpiRule) -> Proposal:
     share = Decimal(str(detail["device_target"]))
     achieved = values(finding)
     at_stake = [(Period.parse(e["period"]), -Decimal(e["penalty"])) for e in finding.evidence]
-    met = "; ".join(f"{d} in {', '.join(p)}" for d, p in detail["met_target"].items())
+    met = "; ".join(f"{d} met it in {', '.join(p)}" for d, p in detail["met_target"].items())
     lag = ", ".join(
         f"{d} {show(r.kpi, Decimal(str(detail['window_values'][d])))}"
         for d in lagging
@@ -151,7 +151,7 @@ def _action(finding: Finding, r: KpiRule) -> Proposal:
         action,
         f"The {r.kpi} penalty was charged in every one of the last {len(achieved)} periods "
         f"(fleet {listed(achieved)} against target {plain(r.target)}), yet the equipment can "
-        f"reach the target: {met} met it. The shortfall is the lagging devices' ({lag} over "
+        f"reach the target: {met}. The shortfall is the lagging devices' ({lag} over "
         "the window), so the remedy is work on them by the provider, not a lower target — "
         "that would pay the provider for its own equipment's shortfall. Penalties at stake: "
         f"{stakes} "

@@ -190,5 +190,4 @@ KIND = Kind(
     propose=propose,
     window=lambda cfg: cfg.window,
     key=promise_key,
-    remedy="corrective_action",
 )
