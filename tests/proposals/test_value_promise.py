@@ -179,3 +179,17 @@ def test_a_customer_sees_the_promise_and_the_actions_of_its_own_contracts_only(
     assert (done["status"], done["note"]) == ("done", "done in week 2")
     value = ok(api.get("/v1/contracts/RA-1/value", headers=customer))
     assert value["promise"]["promised"]["availability"] == 0.95
+
+
+def test_overdue_actions_are_flagged_in_the_outlook(
+    api: Any, admin: dict[str, str], create: Any, headers: Any
+) -> None:
+    create()
+    late = {"title": "swap the gateway", "owner": "provider", "due": "2026-10-31"}
+    later = {"title": "retrain operators", "owner": "customer", "due": "2026-12-31"}
+    for work in (late, later):
+        ok(api.post("/v1/contracts/RA-1/actions", json=work, headers=admin), 201)
+    customer = headers("customer", "MineCo")
+    outlook = ok(api.get("/v1/contracts/RA-1/outlook?at=2026-11-15T12:00:00Z", headers=customer))
+    [overdue] = outlook["overdue_actions"]
+    assert (overdue["title"], overdue["days_overdue"]) == ("swap the gateway", 15)
