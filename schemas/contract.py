@@ -1,9 +1,10 @@
 """Contract terms (spec §2): the single shape used by the API, the store and the engine.
 
-Money values are decimal strings so that "0.10" stays ten cents; ratios and
-quantities may be JSON numbers and are converted through their text form, so
-0.95 becomes exactly ``Decimal("0.95")``. Unknown fields are rejected everywhere:
-a misspelt ``penalty_cap_pct`` must fail loudly, not silently remove the cap.
+Built from the value types of ``schemas.fields`` (money as decimal strings,
+ratios and quantities exact), the penalty forms of ``schemas.penalties`` and
+the value promise of ``schemas.promise``. Unknown fields are rejected
+everywhere: a misspelt ``penalty_cap_pct`` must fail loudly, not silently
+remove the cap.
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ WEAR_FROM = 1
 """The month (from the first) crusher-02 starts wearing."""
 REVIEW_AFTER = 3
 """The month after which the parties meet: three months of penalties are on the table."""
-MEETING_DAY, FIXED_DAY = 5, 12
+MEETING_DAY, FIXED_DAY = 2, 6
 
 
 def _meeting(first: Period, months: int) -> Meeting | None:
@@ -189,9 +189,9 @@ def _meeting(first: Period, months: int) -> Meeting | None:
 def _crushers(first: Period, meeting: Meeting | None) -> tuple[SimDevice, ...]:
     """crusher-01 is well maintained and meets the target; crusher-02 wears from the second
     month (long breakdowns, its gateway dropping data) until the agreed action relines it."""
-    sound = replace(CRUSHER, breakdowns_per_week=3.0, breakdown_hours=1.0)
-    worn = replace(CRUSHER, breakdowns_per_week=10.0, breakdown_hours=2.0)
-    flaky = replace(worn, gaps_per_month=3.0, gap_hours=10.0)
+    sound = replace(CRUSHER, breakdowns_per_week=6.0, breakdown_hours=1.0)
+    worn = replace(CRUSHER, breakdowns_per_week=12.0, breakdown_hours=2.5)
+    flaky = replace(worn, gaps_per_month=6.0, gap_hours=10.0)
     changes: list[tuple[date, DeviceProfile]] = [(_from(first, WEAR_FROM), flaky)]
     if meeting is not None:
         changes.append((meeting.done.date(), CRUSHER))
@@ -256,8 +256,8 @@ def crush_contract(first: Period, months: int) -> DemoContract:
                 "bonus_cap_pct": 0.10,
             },
             "value_promise": {
-                "baseline": {"availability": 0.90, "throughput": 240000},
-                "promised": {"availability": 0.95, "throughput": 260000},
+                "baseline": {"availability": 0.90},
+                "promised": {"availability": 0.95},
                 "tolerance": 0.01,
             },
         }

@@ -8,13 +8,14 @@ which, and the record says it was an admin.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
 from schemas.vocabulary import Party
 from services.api.scoping import visible_contract
 from services.api.tokens import Principal
-from services.errors import Forbidden, Invalid
+from services.errors import Forbidden, Invalid, NotFound
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,15 @@ class Acting:
     party: Party
     by: str
     as_admin: bool
+
+
+def contract_of(conn: Connection, caller: Principal, row: Any, what: str) -> tuple[str, str]:
+    """(provider, customer) of the contract ``row`` belongs to, if ``caller`` may see it; a
+    404 naming ``what`` (e.g. "dispute 7") otherwise, so ids of others' objects do not leak."""
+    try:
+        return visible_contract(conn, caller, row.contract_id or "")
+    except NotFound:
+        raise NotFound(f"no {what}") from None
 
 
 def own_party(conn: Connection, caller: Principal, contract_id: str) -> Party | None:

@@ -14,8 +14,9 @@ from decimal import Decimal
 
 from sqlalchemy import Connection
 
+from schemas.money import decimal_context, round_kpi
 from schemas.periods import Period, period_minutes
-from schemas.vocabulary import KpiName
+from schemas.vocabulary import RATIO_KPIS, KpiName
 from services.settlement import contracts
 from services.settlement.kpis import DeviceQuantities, device_quantities, fleet_kpis
 from services.settlement.usage import load_usage
@@ -53,8 +54,14 @@ def measure(
 
 
 def pooled(measured: Sequence[Measured], kpi: KpiName) -> Decimal | None:
-    """Several periods as one: numerators and denominators summed, never ratios averaged."""
+    """Several periods as one: a ratio from numerators and denominators summed (never
+    ratios averaged), a sum such as throughput as its mean per period."""
     if not measured:
         return None
+    if kpi not in RATIO_KPIS:
+        known = [m.value for m in measured if m.value is not None]
+        with decimal_context():
+            return round_kpi(sum(known, Decimal(0)) / len(known)) if known else None
     quantities = [q for m in measured for q in m.quantities]
-    return fleet_kpis(quantities, measured[-1].rated_capacity_per_hour)[kpi]
+    value = fleet_kpis(quantities, measured[-1].rated_capacity_per_hour)[kpi]
+    return None if value is None else round_kpi(value)

@@ -16,10 +16,9 @@ from schemas.vocabulary import ActionStatus
 from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath, RowIdPath
-from services.api.parties import own_party
+from services.api.parties import contract_of, own_party
 from services.api.scoping import READ_ROLES, visible_contract
 from services.api.tokens import Principal
-from services.errors import NotFound
 from services.settlement import actions
 
 router = APIRouter(tags=["actions"])
@@ -61,10 +60,7 @@ def list_actions(
 
 def _visible(conn: Conn, caller: Principal, action_id: int) -> Any:
     row = actions.get(conn, action_id)
-    try:
-        visible_contract(conn, caller, row.contract_id)
-    except NotFound:
-        raise NotFound(f"no action {action_id}") from None
+    contract_of(conn, caller, row, f"action {action_id}")
     return row
 
 

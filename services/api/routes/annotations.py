@@ -19,10 +19,10 @@ from services.api.audit import Audit
 from services.api.decisions import DecisionIn, reason_of
 from services.api.deps import Conn, get_engine, require
 from services.api.params import RowIdPath
-from services.api.parties import acting, own_party
+from services.api.parties import acting, contract_of, own_party
 from services.api.scoping import READ_ROLES, visible_contract, visible_device
 from services.api.tokens import Principal
-from services.errors import Invalid, NotFound
+from services.errors import Invalid
 from services.ingest import annotations as notes
 from services.ingest import pipeline
 from services.ingest.http import ExactJSON
@@ -82,10 +82,7 @@ def list_annotations(
 
 def _visible(conn: Conn, caller: Principal, annotation_id: int) -> Any:
     row = notes.get(conn, annotation_id)
-    try:
-        visible_contract(conn, caller, row.contract_id or "")
-    except NotFound:
-        raise NotFound(f"no annotation {annotation_id}") from None
+    contract_of(conn, caller, row, f"annotation {annotation_id}")
     return row
 
 

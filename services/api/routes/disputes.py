@@ -19,10 +19,10 @@ from services import decisions
 from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath, RowIdPath
-from services.api.parties import acting
+from services.api.parties import acting, contract_of
 from services.api.scoping import READ_ROLES, visible_contract, visible_device
 from services.api.tokens import Principal
-from services.errors import Invalid, NotFound
+from services.errors import Invalid
 from services.ingest import annotations as notes
 from services.settlement import disputes, runs
 
@@ -71,10 +71,7 @@ def resolve(
 ) -> dict[str, Any]:
     """Resolve a dispute the other party raised: ``upheld`` or ``dismissed``, with a note."""
     row = disputes.get(conn, dispute_id)
-    try:
-        visible_contract(conn, caller, row.contract_id)
-    except NotFound:
-        raise NotFound(f"no dispute {dispute_id}") from None
+    contract_of(conn, caller, row, f"dispute {dispute_id}")
     who = acting(
         conn, caller, row.contract_id, body.party, admin_default=decisions.other(row.raised_party)
     )
