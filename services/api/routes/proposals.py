@@ -21,10 +21,10 @@ from services.api.audit import Audit
 from services.api.decisions import DecisionIn, reason_of
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath
-from services.api.parties import acting
+from services.api.parties import acting, own_party
 from services.api.scoping import READ_ROLES, is_provider_side, visible_contract
 from services.api.tokens import Principal
-from services.errors import Forbidden, NotFound
+from services.errors import NotFound
 from services.settlement.proposals import decide, service
 from services.settlement.proposals import repository as repo
 from services.settlement.proposals import settings as detector_settings
@@ -66,16 +66,6 @@ def _visible(conn: Conn, caller: Principal, proposal_id: int) -> Any:
     return row
 
 
-def _must_be_party(conn: Conn, caller: Principal, contract_id: str) -> None:
-    """Admin, or the contract's own provider or customer (by role and party)."""
-    provider, customer = visible_contract(conn, caller, contract_id)
-    if caller.role == "admin":
-        return
-    party = provider if caller.role == "provider" else customer
-    if caller.party != party:
-        raise Forbidden(f"only the contract's own {caller.role} may do this")
-
-
 @router.get("/contracts/{contract_id}/proposals")
 def list_proposals(
     contract_id: ContractIdPath,
@@ -115,14 +105,14 @@ def put_settings(
     contract_id: ContractIdPath, body: DetectorSettings, conn: Conn, caller: Decider, audit: Audit
 ) -> dict[str, Any]:
     """Set the thresholds (fields left out take the spec's defaults)."""
-    _must_be_party(conn, caller, contract_id)
+    own_party(conn, caller, contract_id)
     detector_settings.save(conn, contract_id, body, caller.subject)
     audit(conn, "detector_settings.set", "contract", contract_id, settings=body.as_json())
     return body.as_json()
 
 
-def _decider(conn: Conn, caller: Principal, row_or_contract: str, party: Party | None) -> Any:
-    who = acting(conn, caller, row_or_contract, party)
+def _decider(conn: Conn, caller: Principal, contract_id: str, party: Party | None) -> Any:
+    who = acting(conn, caller, contract_id, party)
     return decide.Decider(who.party, who.by, who.as_admin)
 
 
