@@ -1,104 +1,63 @@
 """Contract terms (spec §2): the single shape used by the API, the store and the engine.
 
-Money values are decimal strings so that "0.10" stays ten cents; ratios and
-quantities may be JSON numbers and are converted through their text form, so
-0.95 becomes exactly ``Decimal("0.95")``. Unknown fields are rejected everywhere:
-a misspelt ``penalty_cap_pct`` must fail loudly, not silently remove the cap.
+Built from the value types of ``schemas.fields`` (money as decimal strings,
+ratios and quantities exact), the penalty forms of ``schemas.penalties`` and
+the value promise of ``schemas.promise``. Unknown fields are rejected
+everywhere: a misspelt ``penalty_cap_pct`` must fail loudly, not silently
+remove the cap.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from decimal import Decimal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PlainSerializer,
-    StringConstraints,
-    Tag,
-    ValidationInfo,
-    field_validator,
+from pydantic import Field, ValidationInfo, field_validator
+
+from schemas.fields import (
+    ID_PATTERN,
+    Identifier,
+    Money,
+    NonEmptyText,
+    PositiveQuantity,
+    Quantity,
+    Ratio,
+    StrictModel,
+    json_number,
 )
-
 from schemas.money import is_known_currency
+from schemas.penalties import CreditsPenalty, Penalty, PerPointPenalty
 from schemas.periods import Period, zone
+from schemas.promise import ValuePromise
 from schemas.vocabulary import (
+    CUSTOMER_VALUE,
     DEFAULT_EXCUSED_CAUSES,
+    AnnotationApproval,
     DowntimeCause,
     KpiName,
     MissingDataPolicy,
     UsageBasis,
 )
 
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+__all__ = [
+    "ID_PATTERN",
+    "ContractIn",
+    "ContractTerms",
+    "CreditsPenalty",
+    "KpiRule",
+    "PerPointPenalty",
+    "json_number",
+]
 
 
-def json_number(value: Decimal) -> int | float:
-    """A ratio or quantity as a JSON number: integral values stay integers."""
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
-
-
-def _money(value: Any) -> Any:
-    """Money is text ("12.50") or an integer; a float has already lost cents."""
-    if isinstance(value, bool | float):
-        raise ValueError(f'money must be a decimal string such as "12.50", got the number {value}')
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, str):
-        return _finite(value.strip(), "money")
-    return value
-
-
-def _number(value: Any) -> Any:
-    """Ratios and quantities may be numbers; floats go through text to stay exact."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number, got a boolean")
-    if isinstance(value, int | float):
-        return _finite(str(value), "number")
-    if isinstance(value, str):
-        return _finite(value.strip(), "number")
-    return value
-
-
-def _finite(text: str, what: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"invalid {what} {text!r}: expected a decimal such as 12.50") from None
-    if not value.is_finite():
-        raise ValueError(f"invalid {what} {text!r}: must be finite")
-    return value
-
-
-_as_text = PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")
-_as_number = PlainSerializer(json_number, return_type=int | float, when_used="json")
-
-Money = Annotated[Decimal, BeforeValidator(_money), Field(ge=0), _as_text]
-Quantity = Annotated[Decimal, BeforeValidator(_number), Field(ge=0), _as_number]
-PositiveQuantity = Annotated[Decimal, BeforeValidator(_number), Field(gt=0), _as_number]
-Ratio = Annotated[Decimal, BeforeValidator(_number), Field(ge=0, le=1), _as_number]
-Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Tier(_Model):
+class Tier(StrictModel):
     """A price for the slice of billable quantity up to ``up_to`` (null: no limit)."""
 
     up_to: PositiveQuantity | None
     price: Money
 
 
-class Usage(_Model):
+class Usage(StrictModel):
     """The usage charge: which quantity is billed, how tiers apply, the floor."""
 
     basis: UsageBasis = "throughput"
@@ -122,51 +81,14 @@ class Usage(_Model):
         return tiers
 
 
-class PerPointPenalty(_Model):
-    """A penalty of ``per_point`` for each point the KPI falls short of target."""
-
-    per_point: Money
-
-
-class Credit(_Model):
-    """A service credit of ``pct`` of charges_base when the KPI is below ``below``."""
-
-    below: Quantity
-    pct: Ratio
-
-
-class CreditsPenalty(_Model):
-    """SLA-style credits; the largest applicable ``pct`` wins (they do not add up)."""
-
-    credits: list[Credit] = Field(min_length=1)
-
-
-def _penalty_shape(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return "per_point" if "per_point" in value else "credits" if "credits" in value else None
-    if isinstance(value, PerPointPenalty):
-        return "per_point"
-    return "credits" if isinstance(value, CreditsPenalty) else None
-
-
-Penalty = Annotated[
-    Annotated[PerPointPenalty, Tag("per_point")] | Annotated[CreditsPenalty, Tag("credits")],
-    Discriminator(
-        _penalty_shape,
-        custom_error_type="penalty_shape",
-        custom_error_message='penalty must be {"per_point": "..."} or {"credits": [...]}',
-    ),
-]
-
-
-class Bonus(_Model):
+class Bonus(StrictModel):
     """A bonus of ``per_point`` for each point the KPI exceeds ``above``."""
 
     above: Quantity
     per_point: Money
 
 
-class KpiRule(_Model):
+class KpiRule(StrictModel):
     """Target, tolerance and the money attached to one KPI."""
 
     kpi: KpiName
@@ -185,7 +107,7 @@ class KpiRule(_Model):
         return bonus
 
 
-class GainShare(_Model):
+class GainShare(StrictModel):
     """The provider's share of value created above (or, if symmetric, below) baseline."""
 
     kpi: KpiName = "throughput"
@@ -195,7 +117,7 @@ class GainShare(_Model):
     symmetric: bool = False
 
 
-class Terms(_Model):
+class Terms(StrictModel):
     """The money terms; only ``fixed_fee`` is required (it may be "0")."""
 
     fixed_fee: Money
@@ -217,7 +139,7 @@ class Terms(_Model):
         return rules
 
 
-class ValueModel(_Model):
+class ValueModel(StrictModel):
     """What a unit of output is worth to the customer and how value is to be split."""
 
     customer_value_per_unit: Money
@@ -225,7 +147,7 @@ class ValueModel(_Model):
     tolerance: Ratio = Decimal("0.10")
 
 
-class ContractTerms(_Model):
+class ContractTerms(StrictModel):
     """One contract version: everything that settlement depends on."""
 
     currency: str
@@ -240,6 +162,8 @@ class ContractTerms(_Model):
     )
     terms: Terms
     value_model: ValueModel | None = None
+    value_promise: ValuePromise | None = None
+    annotation_approval: AnnotationApproval = "counterparty"
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -278,6 +202,15 @@ class ContractTerms(_Model):
     def _distinct_causes(cls, causes: list[DowntimeCause]) -> list[DowntimeCause]:
         """A repeated cause would excuse its minutes twice."""
         return list(dict.fromkeys(causes))
+
+    @field_validator("value_promise")
+    @classmethod
+    def _measurable(cls, promise: ValuePromise | None, info: ValidationInfo) -> ValuePromise | None:
+        """Customer value is computed from the value model: without one it cannot be checked."""
+        named = promise is not None and CUSTOMER_VALUE in {*promise.promised, *promise.baseline}
+        if named and info.data.get("value_model") is None:
+            raise ValueError(f"{CUSTOMER_VALUE} needs a value_model to be measured")
+        return promise
 
     @property
     def effective_period(self) -> Period:

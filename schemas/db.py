@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -75,7 +76,7 @@ devices = Table(
     Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
-# One owner per device at a time (migration 0007): a partial unique index on
+# One owner per device at a time (migration 0008): a partial unique index on
 # device_id WHERE until_period IS NULL; closed rows are the history.
 device_owners = Table(
     "device_owners",
@@ -182,6 +183,9 @@ annotation_table = Table(
     Column("note", Text, nullable=False),
     Column("author", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("party", String(8)),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id")),
 )
 
 dead_letters = Table(
@@ -218,6 +222,7 @@ proposals = Table(
     Column("id", BigInteger, primary_key=True),
     Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
     Column("kind", String(32), nullable=False),
+    Column("remedy", String(20), nullable=False),
     Column("subject", String(100), nullable=False),
     Column("kpi", String(32)),
     Column("term", String(100), nullable=False),
@@ -238,6 +243,7 @@ proposals = Table(
     Column("reason", Text),
     Column("accepted_version", Integer),
     Column("superseded_by", BigInteger, ForeignKey("proposals.id")),
+    Column("action_id", BigInteger, ForeignKey("actions.id", use_alter=True)),
 )
 
 costs = Table(
@@ -317,4 +323,66 @@ sign_in_attempts = Table(
     Column("email", String(254), nullable=False),
     Column("address", String(64), nullable=False),
     Column("ok", Boolean, nullable=False),
+)
+
+# --- governance (migration 0009)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("object_type", String(16), nullable=False),
+    Column("object_id", BigInteger, nullable=False),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
+    Column("party", String(8), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text),
+    Column("as_admin", Boolean, nullable=False),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("line_kind", String(16)),
+    Column("kpi", String(32)),
+    Column("annotation_id", BigInteger),
+    Column("reason", Text, nullable=False),
+    Column("raised_party", String(8), nullable=False),
+    Column("raised_by", String(200), nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("raised_as_admin", Boolean, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("resolved_party", String(8)),
+    Column("resolved_by", String(200)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_as_admin", Boolean),
+    Column("note", Text),
+    Column("result", JSONB),
+    Column("override_reason", Text),
+    Column("overridden_by", String(200)),
+    Column("overridden_at", DateTime(timezone=True)),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("contract_id", String(64), ForeignKey("contracts.contract_id"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("owner", String(8), nullable=False),
+    Column("kpi", String(32)),
+    Column("devices", JSONB, nullable=False),
+    Column("due", Date, nullable=False),
+    Column("proposal_id", BigInteger, ForeignKey("proposals.id")),
+    Column("status", String(8), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_by", String(200)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("note", Text),
 )

@@ -96,7 +96,38 @@ LINE_LABELS: dict[LineKind, str] = {
 """How a page or chart names the lines of one kind."""
 
 ProposalStatus = Literal["open", "accepted", "rejected", "superseded"]
+"""A proposal's kinds are not listed here: each is one module found by the registry in
+``services/settlement/proposals/kinds/``."""
 PROPOSAL_STATUSES: tuple[ProposalStatus, ...] = get_args(ProposalStatus)
 
 Party = Literal["provider", "customer"]
 PARTIES: tuple[Party, ...] = get_args(Party)
+
+Remedy = Literal["change_terms", "corrective_action"]
+"""What a proposal asks for (spec §4): new terms, or work for one party (§7.4)."""
+REMEDIES: tuple[Remedy, ...] = get_args(Remedy)
+
+Visibility = Literal["joint", "provider"]
+"""Who sees a proposal kind: both parties, or only the provider side (its evidence
+would reveal the provider's cost to serve)."""
+
+ProposalDecision = Literal["accepted", "rejected"]
+AnnotationDecision = Literal["approved", "rejected"]
+DisputeOutcome = Literal["upheld", "dismissed"]
+Decision = Literal["accepted", "rejected", "approved", "raised", "upheld", "dismissed"]
+"""One party's decision on a proposal, an annotation or a dispute (spec §7.1)."""
+DECISIONS: tuple[Decision, ...] = get_args(Decision)
+
+AnnotationStatus = Literal["pending", "approved", "rejected"]
+ANNOTATION_STATUSES: tuple[AnnotationStatus, ...] = get_args(AnnotationStatus)
+AnnotationApproval = Literal["counterparty", "none"]
+"""Whether one party's annotation waits for the other party (spec §1.3)."""
+
+DisputeStatus = Literal["open", "upheld", "dismissed"]
+DISPUTE_STATUSES: tuple[DisputeStatus, ...] = get_args(DisputeStatus)
+
+ActionStatus = Literal["open", "done", "dropped"]
+ACTION_STATUSES: tuple[ActionStatus, ...] = get_args(ActionStatus)
+
+CUSTOMER_VALUE = "customer_value"
+"""The money figure of a value promise (§7.3), next to the KPIs it may promise."""

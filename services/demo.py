@@ -7,6 +7,13 @@ wrong baseline, excused downtime creeping up, a device with data gaps). Each
 month is settled through the real settlement path, the older statements are
 issued as finance would, and the detectors turn the drift into proposals.
 
+The crusher contract tells the joint-governance story end to end: it was
+sold on a promise (availability from 90 % to 95 %) it then misses because
+one crusher wears; the detectors see that the other crusher meets the target
+and propose a corrective action for the provider rather than a lower target;
+both parties accept it in a review meeting, the provider relines the crusher,
+and the next review shows the crusher's availability before and after.
+
 Everything is idempotent: a second run reuses the contracts, writes only the
 device-months that are missing, re-settles (unchanged) and reuses the token.
 """
@@ -29,11 +36,13 @@ from schemas.contract import ContractIn
 from schemas.db import contracts as contracts_table
 from schemas.db import samples
 from schemas.periods import Period, period_bounds, period_of
+from schemas.vocabulary import PARTIES
 from services import audit, demo_people
 from services.api.tokens import authenticate, create_token
 from services.config import Settings
-from services.settlement import contracts, runs, statements
+from services.settlement import actions, contracts, runs, statements
 from services.settlement.costs import CostIn, add_cost, list_costs
+from services.settlement.proposals import decide
 from services.settlement.proposals import repository as proposals_repo
 from services.settlement.proposals import service as proposals
 from services.simulator import (
@@ -53,6 +62,16 @@ TOKEN_FILE = "demo-token"
 
 
 @dataclass(frozen=True)
+class Meeting:
+    """A review meeting in the history: after ``after`` is settled both parties accept the
+    open corrective actions on ``at``; the owner reports them done on ``done``."""
+
+    after: Period
+    at: datetime
+    done: datetime
+
+
+@dataclass(frozen=True)
 class DemoContract:
     """A contract, its machines' behaviour over time, and the drift it is meant to show."""
 
@@ -61,6 +80,8 @@ class DemoContract:
     story: str
     expected: tuple[str, ...]
     monthly_cost: Decimal | None = None
+    meeting: Meeting | None = None
+    accepted: tuple[str, ...] = ()
 
     @property
     def contract_id(self) -> str:
@@ -76,6 +97,7 @@ class DemoResult:
     token: str
     urls: dict[str, list[str]] = field(default_factory=dict)
     proposals: dict[str, list[str]] = field(default_factory=dict)
+    actions: dict[str, list[str]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- the scenario
@@ -145,14 +167,37 @@ PACKING_LINE = DeviceProfile(
 )
 
 
-def _crushers(first: Period, late: int) -> tuple[SimDevice, ...]:
-    """Wear sets in half-way: longer breakdowns; crusher-02's gateway starts dropping data."""
-    worn = replace(CRUSHER, breakdowns_per_week=10.0, breakdown_hours=2.0)
-    flaky = replace(worn, gaps_per_month=3.0, gap_hours=10.0)
-    since = _from(first, late)
+WEAR_FROM = 1
+"""The month (from the first) crusher-02 starts wearing."""
+REVIEW_AFTER = 3
+"""The month after which the parties meet: three months of penalties are on the table."""
+MEETING_DAY, FIXED_DAY = 2, 6
+
+
+def _meeting(first: Period, months: int) -> Meeting | None:
+    """The review held early in the month after ``REVIEW_AFTER``, if the history reaches it."""
+    if months <= REVIEW_AFTER + 1:
+        return None
+    month = _shift(first, REVIEW_AFTER + 1).first_day
+    return Meeting(
+        _shift(first, REVIEW_AFTER),
+        datetime(month.year, month.month, MEETING_DAY, 9, tzinfo=UTC),
+        datetime(month.year, month.month, FIXED_DAY, 15, tzinfo=UTC),
+    )
+
+
+def _crushers(first: Period, meeting: Meeting | None) -> tuple[SimDevice, ...]:
+    """crusher-01 is well maintained and meets the target; crusher-02 wears from the second
+    month (long breakdowns, its gateway dropping data) until the agreed action relines it."""
+    sound = replace(CRUSHER, breakdowns_per_week=6.0, breakdown_hours=1.0)
+    worn = replace(CRUSHER, breakdowns_per_week=12.0, breakdown_hours=2.5)
+    flaky = replace(worn, gaps_per_month=6.0, gap_hours=10.0)
+    changes: list[tuple[date, DeviceProfile]] = [(_from(first, WEAR_FROM), flaky)]
+    if meeting is not None:
+        changes.append((meeting.done.date(), CRUSHER))
     return (
-        SimDevice("demo-crusher-01", CRUSHER, ((since, worn),)),
-        SimDevice("demo-crusher-02", CRUSHER, ((since, flaky),)),
+        SimDevice("demo-crusher-01", sound),
+        SimDevice("demo-crusher-02", CRUSHER, tuple(changes)),
     )
 
 
@@ -165,7 +210,8 @@ def _compressors(first: Period, late: int) -> tuple[SimDevice, ...]:
     return tuple(SimDevice(f"demo-compressor-0{n}", COMPRESSOR, changes) for n in (1, 2, 3))
 
 
-def crush_contract(first: Period, late: int) -> DemoContract:
+def crush_contract(first: Period, months: int) -> DemoContract:
+    meeting = _meeting(first, months)
     body = ContractIn.model_validate(
         {
             "contract_id": "DEMO-CRUSH-01",
@@ -209,14 +255,22 @@ def crush_contract(first: Period, late: int) -> DemoContract:
                 "penalty_cap_pct": 0.20,
                 "bonus_cap_pct": 0.10,
             },
+            "value_promise": {
+                "baseline": {"availability": 0.90},
+                "promised": {"availability": 0.95},
+                "tolerance": 0.01,
+            },
         }
     )
     return DemoContract(
         body,
-        _crushers(first, late),
-        "pay-per-ton with an availability guarantee: wear drags availability under target "
-        "every month, the bonus is out of reach, crusher-02 loses data",
-        ("chronic_penalty", "unreachable_bonus", "data_gaps"),
+        _crushers(first, meeting),
+        "pay-per-ton with an availability guarantee, sold on a promise (availability 90 % → "
+        "95 %): crusher-02 wears and misses it while crusher-01 meets it, so the remedy is a "
+        "corrective action, not a lower target; the bonus is out of reach, crusher-02 loses data",
+        ("unreachable_bonus", "data_gaps"),
+        meeting=meeting,
+        accepted=("chronic_penalty",) if meeting else (),
     )
 
 
@@ -320,7 +374,7 @@ def pack_contract(first: Period) -> DemoContract:
 def scenario(first: Period, months: int) -> list[DemoContract]:
     """The demo's contracts for ``months`` periods from ``first``; drift starts half-way."""
     late = max(months // 2, 1)
-    return [crush_contract(first, late), air_contract(first, late), pack_contract(first)]
+    return [crush_contract(first, months), air_contract(first, late), pack_contract(first)]
 
 
 # ---------------------------------------------------------------- steps
@@ -428,14 +482,62 @@ def record_costs(engine: Engine, plan: Sequence[DemoContract], periods: Sequence
                 add_cost(conn, demo.contract_id, entry, ACTOR)
 
 
-def settle_months(engine: Engine, ids: list[str], periods: Sequence[Period], say: Say) -> None:
-    """Settle oldest first through the real runs (which also run the detectors)."""
+def settle_months(
+    engine: Engine, plan: Sequence[DemoContract], periods: Sequence[Period], say: Say
+) -> None:
+    """Settle oldest first through the real runs (which also run the detectors); hold each
+    review meeting once the month it follows is settled."""
+    ids = [c.contract_id for c in plan]
     for period in periods:
         with engine.connect() as conn:
             in_force = runs.in_force(conn, period)
         results = runs.run_period(engine, period, [c for c in ids if c in in_force])
         line = ", ".join(f"{r.contract_id} {r.outcome} net {r.net}" for r in results)
         say(f"settled {period}: {line or 'no demo contract in force'}")
+        for demo in plan:
+            if demo.meeting is not None and demo.meeting.after == period:
+                hold_review(engine, demo.contract_id, demo.meeting, say)
+
+
+def hold_review(engine: Engine, cid: str, meeting: Meeting, say: Say) -> None:
+    """Both parties accept the open corrective actions; the provider does the work.
+
+    Decided as the meeting did, on its date, so that the next review measures the
+    action's effect on the months before and after it (idempotent: a second run finds
+    nothing open)."""
+    with engine.begin() as conn:
+        rows = [r for r in proposals_repo.open_for(conn, cid) if r.remedy == "corrective_action"]
+        if not rows:
+            return
+        ids = [r.id for r in rows]
+        for party in PARTIES:
+            who = decide.Decider(party, f"{ACTOR} ({party}, review of {meeting.after.quarter})")
+            decided = decide.accept(conn, cid, ids, who, meeting.at)
+        work = sorted({r.action_id for r in decided if r.action_id is not None})
+        for action_id in work:
+            actions.close(
+                conn,
+                action_id,
+                "done",
+                "provider",
+                f"{ACTOR} (provider)",
+                "relined and re-aligned in the planned stop",
+                meeting.done,
+            )
+        audit.record(
+            conn,
+            actor=ACTOR,
+            action="proposal.accept",
+            object_type="contract",
+            object_id=cid,
+            source="cli:viu demo",
+            details={"proposals": ids, "actions": work, "at": meeting.at.isoformat()},
+        )
+    kinds = ", ".join(sorted({r.kind for r in rows}))
+    say(
+        f"review meeting {meeting.at.date()}: both parties accepted {kinds} as action(s) "
+        f"{', '.join(map(str, work))}, done {meeting.done.date()}"
+    )
 
 
 def issue_months(engine: Engine, ids: list[str], periods: Sequence[Period]) -> int:
@@ -468,6 +570,25 @@ def detect(engine: Engine, ids: list[str]) -> dict[str, list[str]]:
             rows = proposals_repo.open_for(conn, cid)
             found[cid] = sorted(f"{r.kind}:{r.subject}" for r in rows)
     return found
+
+
+def action_lines(engine: Engine, ids: list[str]) -> dict[str, list[str]]:
+    """Each contract's corrective actions in words, with their measured effect."""
+    out: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for cid in ids:
+            lines = []
+            for row in actions.listing(conn, cid):
+                effect = actions.effect(conn, row)
+                measured = ""
+                if effect and effect["after"]["value"] is not None:
+                    measured = (
+                        f": {effect['kpi']} {effect['before']['value']} before → "
+                        f"{effect['after']['value']} after"
+                    )
+                lines.append(f"{row.title} ({row.owner}, {row.status}){measured}")
+            out[cid] = lines
+    return out
 
 
 def demo_token(engine: Engine, settings: Settings) -> tuple[str, str]:
@@ -505,6 +626,8 @@ def urls(base: str, cid: str, periods: Sequence[Period]) -> list[str]:
         *(f"{api}/statements/{p}" for p in periods),
         f"{api}/statements/{periods[-1]}?format=html",
         f"{api}/proposals",
+        f"{api}/actions",
+        f"{api}/value",
         *(f"{api}/reviews/{q}?format=html" for q in quarters),
         f"{api}/outlook",
     ]
@@ -561,11 +684,12 @@ def run_demo(
     written = write_history(engine, plan, covered, interval_s, progress or _bar())
     say(f"wrote {written:,} samples" if written else "history already complete")
     record_costs(engine, plan, covered)
-    settle_months(engine, ids, covered, say)
+    settle_months(engine, plan, covered, say)
     issued = issue_months(engine, ids, covered[:-1])
     done = f"issued {issued} statement(s)" if issued else "earlier months were issued already"
     say(f"{done}; {covered[-1]} stays a draft for review")
     result = DemoResult(ids, covered, "", proposals=detect(engine, ids))
+    result.actions = action_lines(engine, ids)
     result.token, how = demo_token(engine, settings)
     base = base_url(settings)
     result.urls = {cid: urls(base, cid, covered) for cid in ids}
@@ -582,6 +706,8 @@ def _summary(result: DemoResult, how: str, base: str, plan: list[DemoContract], 
         cid = demo.contract_id
         say(f"{cid} — {demo.story}")
         say(f"  open proposals: {', '.join(result.proposals.get(cid, [])) or 'none'}")
+        for line in result.actions.get(cid, []):
+            say(f"  action: {line}")
         for url in result.urls[cid]:
             say(f"  {url}")
     say("")

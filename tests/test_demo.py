@@ -58,7 +58,41 @@ def test_demo_history_makes_the_intended_detectors_fire(
     for planned in scenario(result.periods[0], len(result.periods)):
         with db.connect() as conn:
             kinds = {r.kind for r in proposals_repo.open_for(conn, planned.contract_id)}
+            accepted = {
+                r.kind for r in proposals_repo.list_for(conn, planned.contract_id, ("accepted",))
+            }
         assert set(planned.expected) <= kinds, planned.contract_id
+        assert set(planned.accepted) <= accepted, planned.contract_id
+
+
+def test_demo_tells_the_promise_the_corrective_action_and_its_effect(
+    demo: tuple[DemoResult, list[str]], api: Any
+) -> None:
+    result, said = demo
+    auth = {"Authorization": f"Bearer {result.token}"}
+    url = "/v1/contracts/DEMO-CRUSH-01"
+    chronic = [
+        p
+        for p in api.get(f"{url}/proposals", headers=auth).json()
+        if p["kind"] == "chronic_penalty"
+    ]
+    assert chronic and all(p["remedy"] == "corrective_action" for p in chronic)
+    assert [v["version"] for v in api.get(f"{url}/versions", headers=auth).json()] == [1]
+    [action] = api.get(f"{url}/actions", headers=auth).json()
+    assert (action["owner"], action["devices"], action["status"]) == (
+        "provider",
+        ["demo-crusher-02"],
+        "done",
+    )
+    effect = action["effect"]
+    assert effect["after"]["value"] > effect["before"]["value"] + 0.05  # the reline worked
+    review = api.get(f"{url}/reviews/{result.periods[-1].quarter}", headers=auth).json()
+    assert [a["id"] for a in review["actions"]] == [action["id"]]
+    [decided, *_] = review["decided_proposals"]
+    assert decided["changed_since"]["action"]["effect"] == effect
+    promise = api.get(f"{url}/value", headers=auth).json()["promise"]
+    assert any(f["status"] == "missed" for p in promise["periods"] for f in p["figures"].values())
+    assert any("review meeting" in line for line in said)
 
 
 def test_demo_prints_a_working_admin_token_and_the_urls_to_explore(

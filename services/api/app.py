@@ -14,9 +14,11 @@ from sqlalchemy import Engine
 
 from services.api import pages, problems
 from services.api.middleware import BodyLimit, NoNul, RequestId, Timing
+from services.api.routes import actions as actions_routes
 from services.api.routes import annotations as annotations_routes
 from services.api.routes import audit as audit_routes
 from services.api.routes import contracts as contracts_routes
+from services.api.routes import disputes as disputes_routes
 from services.api.routes import outlook as outlook_routes
 from services.api.routes import proposals as proposals_routes
 from services.api.routes import reviews as reviews_routes
@@ -89,4 +91,6 @@ def _routers() -> list[Any]:
         reviews_routes.router,
         value_routes.router,
         outlook_routes.router,
+        disputes_routes.router,
+        actions_routes.router,
     ]

@@ -135,24 +135,160 @@ def _change(current: Any, proposed: Any) -> str:
     return f"<code>{_compact(current)}</code> → <code>{_compact(proposed)}</code>"
 
 
+def _decided(decisions: list[dict[str, Any]], awaiting: list[str]) -> str:
+    done = [f"{escape(d['party'])} {escape(d['decision'])}" for d in decisions]
+    waiting = [f"awaiting {escape(p)}" for p in awaiting]
+    return "<br>".join(done + waiting) or "—"
+
+
 def _proposal_rows(proposals: list[dict[str, Any]]) -> str:
     rows = []
     for p in proposals:
-        parties = (p.get("impact") or {}).get("parties") or {}
-        provider, customer = parties.get("provider"), parties.get("customer")
-        impact = (
-            "no term change"
-            if provider is None
-            else f"provider {escape(provider)} · customer {escape(str(customer))}"
-        )
+        impact = p.get("impact") or {}
+        summary = impact.get("summary") or "no term change"
         rows.append(
             f"<tr><td>{escape(p['kind'])}<br><span class='muted'>{escape(p.get('kpi') or p['term'])}"
-            f"</span></td><td>{_change(p['current'], p['proposed'])}</td>"
+            f" · {escape(p.get('remedy') or '')}</span></td>"
+            f"<td>{_change(p['current'], p['proposed'])}</td>"
             f"<td>{escape(p['rationale'])}</td>"
-            f"<td class='num'>{impact}<br><span class='muted'>{escape(p['window']['from'])} to "
-            f"{escape(p['window']['to'])}</span></td></tr>"
+            f"<td>{escape(summary)}<br><span class='muted'>{escape(p['window']['from'])} to "
+            f"{escape(p['window']['to'])}</span></td>"
+            f"<td>{_decided(p.get('decisions', []), p.get('awaiting', []))}</td></tr>"
         )
     return "".join(rows)
+
+
+def _table(head: list[str], rows: list[list[str]], empty: str) -> str:
+    """A plain table of already-escaped cells, or a muted line when there is nothing."""
+    if not rows:
+        return f"<p class='muted'>{escape(empty)}</p>"
+    th = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text(value: Any) -> str:
+    return "—" if value is None else escape(str(value))
+
+
+def _promise(pack: dict[str, Any]) -> str:
+    promise = pack.get("promise")
+    if not promise:
+        return "<p class='muted'>No value promise on this contract.</p>"
+    lines = "".join(f"<li>{escape(w)}</li>" for q in promise["quarters"] for w in q["summary"])
+    rows = [
+        [
+            escape(period["period"]),
+            escape(figure),
+            _text(f["baseline"]),
+            _text(f["promised"]),
+            _text(f["realised"]),
+            _text(f["status"]),
+        ]
+        for period in promise["periods"]
+        for figure, f in period["figures"].items()
+    ]
+    head = ["Month", "Figure", "At signing", "Promised", "Delivered", "Status"]
+    return f"<ul>{lines}</ul>" + _table(head, rows, "No settled month carries the promise.")
+
+
+def _effect(effect: dict[str, Any] | None) -> str:
+    if not effect:
+        return "—"
+    before, after = effect["before"]["value"], effect["after"]["value"]
+    note = f"<br><span class='muted'>{escape(effect['note'])}</span>" if effect.get("note") else ""
+    return f"{escape(effect['kpi'])}: {_text(before)} → {_text(after)}{note}"
+
+
+def _actions(pack: dict[str, Any]) -> str:
+    rows = [
+        [
+            escape(a["title"]),
+            escape(a["owner"]),
+            escape(", ".join(a["devices"]) or "all devices"),
+            escape(a["due"]) + (" <strong class='neg'>overdue</strong>" if a["overdue"] else ""),
+            escape(a["status"]),
+            _effect(a.get("effect")),
+        ]
+        for a in pack.get("actions", [])
+    ]
+    head = ["Action", "Owner", "Devices", "Due", "Status", "KPI before → after"]
+    return _table(head, rows, "No corrective actions.")
+
+
+def _disputes(pack: dict[str, Any]) -> str:
+    rows = [
+        [
+            escape(d["period"]),
+            escape(d.get("line_kind") or ("annotation" if d.get("annotation_id") else "statement")),
+            escape(d["raised_by_party"]),
+            escape(d["reason"]),
+            escape(d["status"]) + (f": {escape(d['note'])}" if d.get("note") else ""),
+        ]
+        for d in pack.get("disputes", [])
+    ]
+    return _table(["Month", "About", "Raised by", "Reason", "Outcome"], rows, "No disputes.")
+
+
+def _pending(pack: dict[str, Any]) -> str:
+    rows = [
+        [
+            escape(n["device_id"]),
+            f"{escape(n['from'][:16])} to {escape(n['to'][:16])}",
+            escape(n["cause"]),
+            escape(n["party"] or ""),
+            escape(n["awaiting"]),
+        ]
+        for n in pack.get("pending_annotations", [])
+    ]
+    head = ["Device", "Interval", "Cause", "By", "Awaiting"]
+    return _table(head, rows, "No annotations awaiting approval.")
+
+
+def _decisions(pack: dict[str, Any]) -> str:
+    rows = [
+        [
+            escape(party),
+            f"{escape(d['object_type'])} {d['object_id']}",
+            escape(d["decision"]),
+            escape(d["by"]),
+            escape(d["at"][:16].replace("T", " ")),
+            _text(d.get("reason")),
+        ]
+        for party, items in (pack.get("decisions") or {}).items()
+        for d in items
+    ]
+    head = ["Party", "On", "Decision", "By", "When", "Reason"]
+    return _table(head, rows, "No decisions recorded in this quarter.")
+
+
+def _since(changed: dict[str, Any] | None) -> str:
+    if not changed:
+        return "—"
+    if "action" in changed:
+        return "action: " + _effect(changed["action"].get("effect"))
+    money = changed.get("money")
+    if money:
+        return (
+            f"version {changed['version']} since {escape(', '.join(changed['periods']))}: "
+            f"net {escape(money['net_under_new_terms'])} instead of "
+            f"{escape(money['net_under_replaced_terms'])} {escape(money['currency'])}"
+        )
+    return f"version {changed['version']}: no month settled under it yet"
+
+
+def _decided_proposals(pack: dict[str, Any]) -> str:
+    rows = [
+        [
+            escape(p["kind"]),
+            escape(p["status"]),
+            escape(p.get("decided_by") or ""),
+            _since(p.get("changed_since")),
+        ]
+        for p in pack.get("decided_proposals", [])
+    ]
+    head = ["Proposal", "Decision", "By", "What it changed since"]
+    return _table(head, rows, "No proposal was decided in this quarter.")
 
 
 def review_html(pack: dict[str, Any], charts: dict[str, list[str]]) -> str:
@@ -176,10 +312,17 @@ def review_html(pack: dict[str, Any], charts: dict[str, list[str]]) -> str:
         f"<section><h2>Money flows</h2>{figures('money')}{_money_table(pack)}</section>"
         f"<section><h2>Downtime and data completeness</h2>{figures('operations')}</section>"
         f"<section><h2>Value delivered</h2>{figures('value')}{_value_table(pack)}</section>"
+        f"<section><h2>Value promised against delivered</h2>{figures('promise')}"
+        f"{_promise(pack)}</section>"
+        f"<section><h2>Corrective actions</h2>{_actions(pack)}</section>"
+        f"<section><h2>Decisions since the previous review</h2>{_decided_proposals(pack)}"
+        f"{_decisions(pack)}</section>"
+        f"<section><h2>Disputes</h2>{_disputes(pack)}</section>"
+        f"<section><h2>Annotations awaiting approval</h2>{_pending(pack)}</section>"
         f"<section><h2>Open proposals ({len(proposals)})</h2>"
         + (
             "<table><thead><tr><th>Kind</th><th>Current → proposed</th><th>Why</th>"
-            f"<th class='num'>Impact over window</th></tr></thead><tbody>"
+            "<th>Impact over window</th><th>Decisions</th></tr></thead><tbody>"
             f"{_proposal_rows(proposals)}</tbody></table>"
             if proposals
             else "<p class='muted'>No open proposals.</p>"

@@ -5,8 +5,9 @@ a contract month in any zone is an exact union of buckets and settlement never
 needs raw samples. Each write adds (new - old) deltas in its own transaction;
 an annotation recomputes the buckets it touches from the samples.
 
-The effective cause of a sample is that of the latest annotation covering its
-``ts``, else its own ``downtime_cause``.
+The effective cause of a sample is that of the latest *approved* annotation
+covering its ``ts``, else its own ``downtime_cause``: a pending annotation
+(one party's, awaiting the other's approval, spec §1.3) moves no money.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def effective_cause(t: str) -> str:
     return (
         "coalesce((SELECT a.cause FROM annotations a "
         f"WHERE a.device_id = {t}.device_id AND a.from_ts <= {t}.ts AND {t}.ts < a.to_ts "
+        "AND a.status = 'approved' "
         f"ORDER BY a.created_at DESC, a.id DESC LIMIT 1), {t}.downtime_cause)"
     )
 

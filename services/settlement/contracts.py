@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from schemas.contract import ContractIn, ContractTerms
@@ -80,6 +80,15 @@ def _id_taken(contract_id: str, reveal: Reveal) -> Conflict:
     return Conflict(f"contract id '{contract_id}' is not available; choose another")
 
 
+def lock(conn: Connection, contract_id: str) -> None:
+    """Serialise changes of a contract's versions."""
+    conn.execute(
+        select(contracts.c.contract_id)
+        .where(contracts.c.contract_id == contract_id)
+        .with_for_update()
+    )
+
+
 def add_version(
     conn: Connection,
     contract_id: str,
@@ -88,11 +97,7 @@ def add_version(
     reveal: Reveal = reveal_nothing,
 ) -> Version:
     """Append a version; it must govern a later period than every earlier one."""
-    conn.execute(
-        select(contracts.c.contract_id)
-        .where(contracts.c.contract_id == contract_id)
-        .with_for_update()
-    )
+    lock(conn, contract_id)
     latest = latest_version(conn, contract_id)
     if terms.effective_period <= Period.parse(latest.terms.effective_from):
         raise Conflict(
@@ -101,6 +106,23 @@ def add_version(
             field="effective_from",
         )
     return _add_version(conn, contract_id, terms, latest.version + 1, by, reveal)
+
+
+def amend_pending(
+    conn: Connection, contract_id: str, number: int, terms: ContractTerms, by: str
+) -> Version:
+    """Amend a version that governs no period yet (proposals accepted one by one in one
+    month share it); the database refuses this for a version that may be in force."""
+    conn.execute(
+        update(contract_versions)
+        .where(
+            contract_versions.c.contract_id == contract_id,
+            contract_versions.c.version == number,
+            contract_versions.c.effective_from == terms.effective_from,
+        )
+        .values(body=terms.model_dump(mode="json"), created_by=by)
+    )
+    return get_version(conn, contract_id, number)
 
 
 def _add_version(

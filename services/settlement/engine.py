@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from schemas.contract import ContractTerms, CreditsPenalty, KpiRule, Tier, Usage
+from schemas.contract import ContractTerms, KpiRule, Tier, Usage
 from schemas.money import decimal_context, format_money, plain, round_kpi, round_money
 from schemas.periods import Period, period_minutes
 from schemas.statement import (
@@ -24,7 +24,7 @@ from schemas.statement import (
     StatementBody,
     StatementLine,
 )
-from schemas.vocabulary import KPI_NAMES, RATIO_KPIS, KpiName, LineKind, point_of
+from schemas.vocabulary import KPI_NAMES, KpiName, LineKind, point_of
 from services.settlement.kpis import (
     ZERO,
     DeviceQuantities,
@@ -32,9 +32,8 @@ from services.settlement.kpis import (
     device_quantities,
     fleet_kpis,
 )
-
-TIMES = "\u00d7"
-MINUS = "\u2212"
+from services.settlement.penalties import PenaltyBasis, form_of
+from services.settlement.wording import MINUS, TIMES, points_word
 
 
 class SettlementError(ValueError):
@@ -232,12 +231,6 @@ def _usage_text(usage: Usage, charge: UsageCharge, unit: str) -> str:
     )
 
 
-def _points_word(kpi: KpiName, unit: str) -> str:
-    if kpi in RATIO_KPIS:
-        return "points"
-    return unit if kpi == "throughput" else "h"
-
-
 def _evaluate_rule(
     rule: KpiRule, value: Decimal | None, ctx: _Ctx
 ) -> tuple[list[StatementLine], KpiEvaluation]:
@@ -264,32 +257,8 @@ def _penalty(rule: KpiRule, value: Decimal, ctx: _Ctx) -> tuple[Decimal, str] | 
     """The (negative) penalty and its explanation, or ``None`` if none applies."""
     if rule.penalty is None:
         return None
-    if isinstance(rule.penalty, CreditsPenalty):
-        return _credit(rule, value, rule.penalty, ctx)
-    threshold = rule.target - rule.deadband
-    if value >= threshold:
-        return None
-    points = (rule.target - value) / point_of(rule.kpi)
-    per_point = rule.penalty.per_point
-    band = f" {MINUS} deadband {plain(rule.deadband)}" if rule.deadband else ""
-    return -per_point * points, (
-        f"{rule.kpi} {plain(value)} < target {plain(rule.target)}{band}: "
-        f"{plain(points)} {_points_word(rule.kpi, ctx.unit)} {TIMES} {format(per_point, 'f')}"
-    )
-
-
-def _credit(
-    rule: KpiRule, value: Decimal, credits: CreditsPenalty, ctx: _Ctx
-) -> tuple[Decimal, str] | None:
-    """SLA credits: the largest pct among the credits whose ``below`` is not met."""
-    applicable = [credit for credit in credits.credits if value < credit.below]
-    if not applicable:
-        return None
-    best = max(applicable, key=lambda credit: credit.pct)
-    return -best.pct * ctx.charges_base, (
-        f"{rule.kpi} {plain(value)} < below {plain(best.below)}: "
-        f"credit {plain(best.pct * 100)}% {TIMES} charges_base {ctx.money(ctx.charges_base)}"
-    )
+    basis = PenaltyBasis(ctx.currency, ctx.unit, ctx.charges_base)
+    return form_of(rule.penalty).charge(rule, value, basis)
 
 
 def _bonus(rule: KpiRule, value: Decimal, ctx: _Ctx) -> tuple[Decimal, str] | None:
@@ -299,7 +268,7 @@ def _bonus(rule: KpiRule, value: Decimal, ctx: _Ctx) -> tuple[Decimal, str] | No
     points = (value - bonus.above) / point_of(rule.kpi)
     return bonus.per_point * points, (
         f"{rule.kpi} {plain(value)} > above {plain(bonus.above)}: "
-        f"{plain(points)} {_points_word(rule.kpi, ctx.unit)} {TIMES} {format(bonus.per_point, 'f')}"
+        f"{plain(points)} {points_word(rule.kpi, ctx.unit)} {TIMES} {format(bonus.per_point, 'f')}"
     )
 
 
@@ -432,6 +401,12 @@ def _summary(q: DeviceQuantities) -> DeviceSummary:
     )
 
 
+SETTLED_FIELDS = set(ContractTerms.model_fields) - {"annotation_approval", "value_promise"}
+"""Terms fields a digest covers: those added later that settlement never reads are left
+out, so statements settled before they existed keep their digest (and get no empty
+adjustment)."""
+
+
 def inputs_digest(terms: ContractTerms, period: Period, usage: Sequence[DeviceUsage]) -> str:
     """sha256 of the canonical JSON of everything ``settle`` reads.
 
@@ -439,7 +414,7 @@ def inputs_digest(terms: ContractTerms, period: Period, usage: Sequence[DeviceUs
     equal inputs always digest equally however they were loaded.
     """
     document = {
-        "terms": terms.model_dump(mode="json", include=set(ContractTerms.model_fields)),
+        "terms": terms.model_dump(mode="json", include=SETTLED_FIELDS),
         "period": str(period),
         "usage": [_usage_document(item) for item in sorted(usage, key=lambda u: u.device_id)],
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from schemas.money import decimal_context, round_kpi
+from schemas.statement import DeviceSummary
 from schemas.vocabulary import DOWNTIME_CAUSES, DowntimeCause, KpiName, MissingDataPolicy
 
 ZERO = Decimal(0)
@@ -140,3 +141,19 @@ def fleet_kpis(
     """
     exact = fleet_kpis_exact(quantities, rated_capacity_per_hour)
     return {name: None if value is None else round_kpi(value) for name, value in exact.items()}
+
+
+def summary_quantities(summary: DeviceSummary) -> DeviceQuantities:
+    """A statement's device summary back as quantities, to compute that device's own KPIs."""
+    return DeviceQuantities(
+        device_id=summary.device_id,
+        period_min=summary.period_min,
+        reported_min=summary.reported_min,
+        missing_min=summary.missing_min,
+        uptime_min=summary.uptime_min,
+        quality_min=summary.quality_min,
+        throughput=summary.throughput,
+        down_min=_all_causes(summary.down_min),
+        excused_min=summary.excused_min,
+        base_min=summary.base_min,
+    )

@@ -5,6 +5,11 @@ data completeness and the value delivered — all read from the statement that
 stands for the month, so the pack agrees with what finance filed. Both
 parties get the same KPI and money data; only the provider's view adds cost,
 margin and the value-split proposals derived from them.
+
+It closes the loop (``loop``): the value promised against delivered, the
+corrective actions with their measured effect (overdue ones flagged), the
+disputes and pending annotations, every decision of the quarter per party,
+and what the decisions taken since the previous review changed.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from schemas.money import decimal_context, format_money, round_kpi
 from schemas.periods import Quarter
 from schemas.statement import StatementBody
 from schemas.vocabulary import DOWNTIME_CAUSES, LINE_KINDS, MISSING
-from services.settlement import contracts
+from services import decisions
+from services.settlement import actions, contracts, loop, promise
 from services.settlement.proposals import repository as proposals_repo
 from services.settlement.proposals.history import SettledPeriod, settled_periods
+from services.settlement.proposals.registry import PROVIDER_ONLY_KINDS, deciding_parties
 from services.settlement.value import ValueSplit, customer_view, provider_view, splits_for
 
 ZERO = Decimal(0)
-PROVIDER_ONLY_KINDS = frozenset({"unfair_split"})
 
 
 def _money(body: StatementBody) -> dict[str, str]:
@@ -149,6 +155,14 @@ def review(
         split = splits.get(str(period))
         show = split if terms.value_model is not None or provider else None
         months.append(_month(item, terms, show, provider))
+    now = datetime.now(UTC)
+    span = loop.quarter_span(conn, contract_id, quarter)
+    open_rows = [
+        r
+        for r in proposals_repo.open_for(conn, contract_id)
+        if provider or r.kind not in PROVIDER_ONLY_KINDS
+    ]
+    hidden = set() if provider else _hidden_proposals(conn, contract_id)
     return {
         "contract_id": contract_id,
         "quarter": str(quarter),
@@ -160,12 +174,32 @@ def review(
         "generated_at": datetime.now(UTC).isoformat(),
         "months": months,
         "totals": _totals(months, provider, latest.terms.currency),
-        "proposals": _open_proposals(conn, contract_id, provider),
+        "proposals": _with_decisions(conn, open_rows),
+        "promise": promise.report(conn, contract_id, first, last),
+        "actions": loop.actions_for(conn, contract_id, span, now),
+        "overdue_actions": actions.overdue_for(conn, contract_id, now),
+        "disputes": loop.disputes_for(conn, contract_id, quarter),
+        "pending_annotations": loop.pending_annotations(conn, contract_id),
+        "decisions": loop.decisions_by_party(conn, contract_id, span, hidden),
+        "decided_proposals": loop.decided_proposals(
+            conn, contract_id, span, provider, PROVIDER_ONLY_KINDS, now
+        ),
     }
 
 
-def _open_proposals(conn: Connection, contract_id: str, provider: bool) -> list[dict[str, Any]]:
-    rows = proposals_repo.open_for(conn, contract_id)
-    return [
-        proposals_repo.as_json(r) for r in rows if provider or r.kind not in PROVIDER_ONLY_KINDS
-    ]
+def _hidden_proposals(conn: Connection, contract_id: str) -> set[int]:
+    """Provider-side proposals a customer's pack must not mention, even by decision."""
+    return {
+        r.id for r in proposals_repo.list_for(conn, contract_id) if r.kind in PROVIDER_ONLY_KINDS
+    }
+
+
+def _with_decisions(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    """Open proposals with each party's decision so far and who has yet to decide."""
+    taken = decisions.listing(conn, "proposal", [r.id for r in rows])
+    out = []
+    for r in rows:
+        decided = {d["party"] for d in taken[r.id]}
+        awaiting = [p for p in deciding_parties(r.kind) if p not in decided]
+        out.append({**proposals_repo.as_json(r), "decisions": taken[r.id], "awaiting": awaiting})
+    return out

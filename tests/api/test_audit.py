@@ -104,7 +104,7 @@ def test_annotations_replays_costs_and_proposal_decisions_are_audited(api, admin
     ok(
         api.post(
             f"/v1/proposals/{world['proposal_id']}/reject",
-            json={"reason": "next quarter"},
+            json={"reason": "next quarter", "party": "customer"},
             headers=admin,
         )
     )

@@ -94,8 +94,21 @@ def request_for(route: str, w: dict[str, Any]) -> tuple[str, str, Any]:
             "cause": "planned",
         },
         "PUT /v1/contracts/{contract_id}/proposals/settings": {},
-        "POST /v1/contracts/{contract_id}/proposals/accept": {"ids": [w["proposal_id"]]},
+        "POST /v1/contracts/{contract_id}/proposals/accept": {"proposal_ids": [w["proposal_id"]]},
         "POST /v1/proposals/{proposal_id}/reject": {"reason": "not this quarter"},
+        "POST /v1/annotations/{annotation_id}/reject": {"reason": "our log shows a breakdown"},
+        "POST /v1/disputes": {
+            "contract_id": "RA-1",
+            "period": "2026-08",
+            "reason": "the July gap was a network outage",
+        },
+        "POST /v1/disputes/{dispute_id}/resolve": {"outcome": "dismissed", "note": "logs agree"},
+        "POST /v1/contracts/{contract_id}/actions": {
+            "title": "retrain operators",
+            "owner": "customer",
+            "due": "2027-01-31",
+        },
+        "POST /v1/actions/{action_id}/drop": {"reason": "superseded by the overhaul"},
         "POST /v1/contracts/{contract_id}/costs": {
             "period": "2026-08",
             "amount": "100.00",

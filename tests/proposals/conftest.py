@@ -105,6 +105,27 @@ def month(terms: ContractTerms, period: str, version: int = 1, **values: Any) ->
     return SettledPeriod(p, body, version, "issued", False)
 
 
+def fleet_month(
+    terms: ContractTerms, period: str, per_device: dict[str, dict[str, Any]], version: int = 1
+) -> SettledPeriod:
+    """A period settled by the engine from each device's own constructed usage."""
+    p = Period.parse(period)
+    minutes = period_minutes(p, terms.timezone)
+    body = settle(terms, p, [usage(d, minutes, **per_device.get(d, {})) for d in terms.devices])
+    return SettledPeriod(p, body, version, "issued", False)
+
+
+def fleet_months(
+    terms: ContractTerms, first: str, per_period: list[dict[str, dict[str, Any]]]
+) -> list[SettledPeriod]:
+    period = Period.parse(first)
+    out = []
+    for per_device in per_period:
+        out.append(fleet_month(terms, str(period), per_device))
+        period = period.next()
+    return out
+
+
 def months(terms: ContractTerms, first: str, values: list[dict[str, Any]]) -> list[SettledPeriod]:
     period = Period.parse(first)
     out = []
@@ -114,14 +135,21 @@ def months(terms: ContractTerms, first: str, values: list[dict[str, Any]]) -> li
     return out
 
 
-def write_rollups(engine: Engine, terms: ContractTerms, period: str, **values: Any) -> None:
-    """One rollup row per device holding a whole month (rollups only ever get summed)."""
+def write_rollups(
+    engine: Engine,
+    terms: ContractTerms,
+    period: str,
+    per_device: dict[str, dict[str, Any]] | None = None,
+    **values: Any,
+) -> None:
+    """One rollup row per device holding a whole month (rollups only ever get summed);
+    ``per_device`` gives some devices values of their own."""
     p = Period.parse(period)
     start, _ = period_bounds(p, terms.timezone)
     minutes = period_minutes(p, terms.timezone)
     with engine.begin() as conn:
         for d in terms.devices:
-            u = usage(d, minutes, **values)
+            u = usage(d, minutes, **{**values, **(per_device or {}).get(d, {})})
             conn.execute(
                 insert(rollups).values(
                     device_id=d,
@@ -169,3 +197,20 @@ def settle_months(api: Any, admin: dict[str, str], contract_id: str, periods: li
                 headers=admin,
             )
         )
+
+
+def daily_samples(
+    period: str, availability: float, throughput: float = 1200
+) -> list[dict[str, Any]]:
+    """A month (UTC) of one-day samples: unplanned downtime (1 - availability) of each day."""
+    p = Period.parse(period)
+    return [
+        {
+            "ts": f"{day.isoformat()}T00:00:00Z",
+            "interval_s": 86400,
+            "uptime_min": round(1440 * availability, 4),
+            "quality_min": round(1440 * availability, 4),
+            "throughput": throughput,
+        }
+        for day in p.days()
+    ]

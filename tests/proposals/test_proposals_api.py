@@ -112,53 +112,93 @@ def _terms() -> Any:
     return terms_of(contract())
 
 
-def test_accepting_creates_a_version_effective_next_period_and_records_who(
+def _accept(api: Any, proposal_id: int, who: dict[str, str]) -> dict[str, Any]:
+    return ok(api.post(f"/v1/proposals/{proposal_id}/accept", headers=who))
+
+
+def _versions(api: Any, admin: dict[str, str]) -> list[dict[str, Any]]:
+    return ok(api.get("/v1/contracts/RA-1/versions", headers=admin))
+
+
+def test_a_proposal_is_accepted_only_when_both_parties_accepted_it(
     api: Any, admin: dict[str, str], db: Engine, create: Any, headers: Any
 ) -> None:
     _penalised_summer(api, admin, db, create)
     [proposal] = _open(api, admin)
-    customer = headers("customer", "MineCo")
-    accepted = ok(api.post(f"/v1/proposals/{proposal['id']}/accept", headers=customer))
-    assert accepted["status"] == "accepted"
-    assert "customer@MineCo" in accepted["decided_by"] and accepted["decided_at"]
+    customer, provider = headers("customer", "MineCo"), headers("provider", "Connectcorp")
+    half = _accept(api, proposal["id"], customer)
+    assert (half["status"], half["accepted_version"]) == ("open", None)
+    assert [(d["party"], d["decision"]) for d in half["decisions"]] == [("customer", "accepted")]
+    assert "customer@MineCo" in half["decisions"][0]["by"] and half["decisions"][0]["at"]
+    assert len(_versions(api, admin)) == 1
+    accepted = _accept(api, proposal["id"], provider)
+    assert accepted["status"] == "accepted" and accepted["decided_at"]
+    assert [d["party"] for d in accepted["decisions"]] == ["provider", "customer"]
     assert accepted["accepted_version"] == 2
     version = ok(api.get("/v1/contracts/RA-1", headers=admin))
     assert (version["version"], version["effective_from"]) == (2, _next_period())
     assert version["terms"]["kpis"][0]["target"] == 0.925
     assert version["terms"]["kpis"][0]["bonus"]["above"] == 0.97
-    assert f"proposal {proposal['id']}" in version["created_by"]
-    again = api.post(f"/v1/proposals/{proposal['id']}/accept", headers=admin)
+    assert f"proposals {proposal['id']}" in version["created_by"]
+    again = api.post(f"/v1/proposals/{proposal['id']}/accept", headers=provider)
     assert again.status_code == 409
 
 
-def test_proposals_agreed_together_become_one_version(
-    api: Any, admin: dict[str, str], db: Engine, create: Any
-) -> None:
+def _two_open(api: Any, admin: dict[str, str], db: Engine, create: Any) -> list[int]:
     terms = create()
     for period, availability in zip(SUMMER, PENALISED, strict=True):
         write_rollups(db, terms, period, availability=availability, throughput=21000)
     settle_months(api, admin, "RA-1", SUMMER)
     ids = sorted(p["id"] for p in _open(api, admin))
     assert len(ids) == 2
-    single = api.post(f"/v1/proposals/{ids[0]}/accept", headers=admin)
-    assert single.status_code == 200
-    refused = api.post(f"/v1/proposals/{ids[1]}/accept", headers=admin)
-    assert refused.status_code == 409 and "together" in refused.json()["detail"]
+    return ids
+
+
+def test_proposals_accepted_one_by_one_in_a_month_share_one_version(
+    api: Any, admin: dict[str, str], db: Engine, create: Any, headers: Any
+) -> None:
+    ids = _two_open(api, admin, db, create)
+    for proposal_id in ids:
+        for who in (headers("provider", "Connectcorp"), headers("customer", "MineCo")):
+            _accept(api, proposal_id, who)
+    decided = [ok(api.get(f"/v1/proposals/{i}", headers=admin)) for i in ids]
+    assert [(d["status"], d["accepted_version"]) for d in decided] == [("accepted", 2)] * 2
+    versions = _versions(api, admin)
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[1]["terms"]["kpis"][0]["target"] == 0.925
+    assert versions[1]["terms"]["usage"]["minimum_commitment"] == 21000
+    assert f"proposals {ids[0]}, {ids[1]}" in versions[1]["created_by"]
 
 
 def test_accepting_several_proposals_at_once_applies_every_change(
-    api: Any, admin: dict[str, str], db: Engine, create: Any
+    api: Any, admin: dict[str, str], db: Engine, create: Any, headers: Any
 ) -> None:
-    terms = create()
-    for period, availability in zip(SUMMER, PENALISED, strict=True):
-        write_rollups(db, terms, period, availability=availability, throughput=21000)
-    settle_months(api, admin, "RA-1", SUMMER)
-    ids = [p["id"] for p in _open(api, admin)]
-    decided = ok(api.post("/v1/contracts/RA-1/proposals/accept", json={"ids": ids}, headers=admin))
+    ids = _two_open(api, admin, db, create)
+    url = "/v1/contracts/RA-1/proposals/accept"
+    first = ok(
+        api.post(url, json={"proposal_ids": ids}, headers=headers("provider", "Connectcorp"))
+    )
+    assert {d["status"] for d in first} == {"open"}
+    decided = ok(api.post(url, json={"proposal_ids": ids}, headers=headers("customer", "MineCo")))
     assert {d["accepted_version"] for d in decided} == {2}
+    assert [v["version"] for v in _versions(api, admin)] == [1, 2]
     latest = ok(api.get("/v1/contracts/RA-1", headers=admin))
     assert latest["terms"]["kpis"][0]["target"] == 0.925
     assert latest["terms"]["usage"]["minimum_commitment"] == 21000
+
+
+def test_an_admin_acts_for_the_party_it_names_and_the_record_says_so(
+    api: Any, admin: dict[str, str], db: Engine, create: Any
+) -> None:
+    _penalised_summer(api, admin, db, create)
+    [proposal] = _open(api, admin)
+    url = f"/v1/proposals/{proposal['id']}/accept"
+    unnamed = api.post(url, headers=admin)
+    assert unnamed.status_code == 422 and "party" in unnamed.json()["detail"]
+    half = ok(api.post(url, json={"party": "customer"}, headers=admin))
+    [decision] = half["decisions"]
+    assert decision["party"] == "customer" and decision["as_admin"] is True
+    assert "for the customer" in decision["by"]
 
 
 def test_reject_records_the_reason_and_the_change_is_not_proposed_again(
@@ -168,10 +208,19 @@ def test_reject_records_the_reason_and_the_change_is_not_proposed_again(
     [proposal] = _open(api, admin)
     provider = headers("provider", "Connectcorp")
     url = f"/v1/proposals/{proposal['id']}/reject"
-    assert api.post(url, json={"reason": "  "}, headers=provider).status_code == 422
+    for missing in (None, {}, {"reason": "  "}):
+        refused = api.post(url, json=missing, headers=provider)
+        assert refused.status_code == 422
+        assert "needs a reason" in refused.json()["detail"]
+        assert refused.json()["errors"][0]["field"] == "reason"
+    _accept(api, proposal["id"], headers("customer", "MineCo"))
     rejected = ok(api.post(url, json={"reason": "crusher overhaul in Q3"}, headers=provider))
     assert (rejected["status"], rejected["reason"]) == ("rejected", "crusher overhaul in Q3")
     assert "provider@Connectcorp" in rejected["decided_by"]
+    assert [(d["party"], d["decision"]) for d in rejected["decisions"]] == [
+        ("provider", "rejected"),
+        ("customer", "accepted"),
+    ]
     ok(api.post("/v1/contracts/RA-1/proposals/detect", headers=admin))
     assert _open(api, admin) == []
 
@@ -184,6 +233,10 @@ def test_only_the_contracts_own_parties_decide(
     url = f"/v1/proposals/{proposal['id']}/accept"
     assert api.post(url, headers=headers("customer", "OtherCo")).status_code == 404
     assert api.post(url, headers=headers("finance", None)).status_code == 403
+    for_provider = {"party": "provider"}
+    customer = headers("customer", "MineCo")
+    assert api.post(url, json=for_provider, headers=customer).status_code == 403
+    assert ok(api.get(f"/v1/proposals/{proposal['id']}", headers=admin))["decisions"] == []
     assert (
         api.get("/v1/contracts/RA-1/proposals", headers=headers("provider", "X")).status_code == 404
     )
@@ -230,5 +283,7 @@ def test_new_terms_get_a_full_window_before_they_are_judged(
     write_rollups(db, _terms(), "2026-09", availability=0.90)
     settle_months(api, admin, "RA-1", ["2026-09"])
     assert [p["id"] for p in _open(api, admin)] == [proposal["id"]]
-    stale = api.post(f"/v1/proposals/{proposal['id']}/accept", headers=admin)
+    url = f"/v1/proposals/{proposal['id']}/accept"
+    ok(api.post(url, json={"party": "provider"}, headers=admin))
+    stale = api.post(url, json={"party": "customer"}, headers=admin)
     assert stale.status_code == 409 and "changed since" in stale.json()["detail"]

@@ -6,12 +6,14 @@ import os
 import shutil
 import struct
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from schemas.periods import period_of
 from tests.proposals.conftest import contract, settle_months, write_rollups
 from tests.settlement.helpers import ok
 
@@ -151,3 +153,55 @@ def test_a_quarter_without_statements_still_renders(
     assert [m["status"] for m in pack["months"]] == ["not_settled"] * 3
     page = api.get("/v1/contracts/RA-1/reviews/2026-Q2?format=html", headers=admin)
     assert page.status_code == 200 and "No open proposals" in page.text
+
+
+def test_the_pack_lists_decisions_per_party_disputes_pending_annotations_and_actions(
+    api: Any, quarter: str, headers: Any, admin: dict[str, str]
+) -> None:
+    customer, provider = headers("customer", "MineCo"), headers("provider", "Connectcorp")
+    [chronic] = [
+        p
+        for p in ok(api.get("/v1/contracts/RA-1/proposals?status=open", headers=customer))
+        if p["kind"] == "chronic_penalty"
+    ]
+    ok(api.post(f"/v1/proposals/{chronic['id']}/accept", headers=customer))
+    note = {
+        "device_id": "ra-a",
+        "from": "2026-08-03T00:00:00Z",
+        "to": "2026-08-03T06:00:00Z",
+        "cause": "external",
+        "note": "grid outage",
+    }
+    ok(api.post("/v1/annotations", json=note, headers=customer), 201)
+    raised = {"contract_id": "RA-1", "period": "2026-08", "reason": "the gap was the network"}
+    ok(api.post("/v1/disputes", json=raised, headers=provider), 201)
+    work = {"title": "swap the gateway", "owner": "provider", "due": "2026-09-30"}
+    ok(api.post("/v1/contracts/RA-1/actions", json=work, headers=customer), 201)
+
+    pack = ok(api.get("/v1/contracts/RA-1/reviews/2026-Q3", headers=customer))
+    [open_chronic] = [p for p in pack["proposals"] if p["id"] == chronic["id"]]
+    assert [d["party"] for d in open_chronic["decisions"]] == ["customer"]
+    assert open_chronic["awaiting"] == ["provider"]
+    [pending] = pack["pending_annotations"]
+    assert (pending["party"], pending["awaiting"]) == ("customer", "provider")
+    [dispute] = pack["disputes"]
+    assert (dispute["raised_by_party"], dispute["status"]) == ("provider", "open")
+    [action] = pack["actions"]
+    assert action["overdue"] is True and pack["overdue_actions"][0]["title"] == "swap the gateway"
+
+    today = period_of(datetime.now(UTC), "UTC").quarter
+    now_pack = ok(api.get(f"/v1/contracts/RA-1/reviews/{today}", headers=provider))
+    by_party = now_pack["decisions"]
+    assert [d["decision"] for d in by_party["customer"]] == ["accepted", "approved"]
+    assert by_party["provider"] == []
+
+    page = api.get("/v1/contracts/RA-1/reviews/2026-Q3?format=html", headers=customer).text
+    for heading in (
+        "Value promised against delivered",
+        "Corrective actions",
+        "Decisions since the previous review",
+        "Disputes",
+        "Annotations awaiting approval",
+    ):
+        assert heading in page
+    assert "swap the gateway" in page and "awaiting provider" in page

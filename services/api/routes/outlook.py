@@ -15,6 +15,7 @@ from services.api.problems import validation_errors
 from services.api.routes.value import PERIOD_PATTERN, period_range
 from services.api.scoping import visible_contract
 from services.errors import Invalid
+from services.settlement import actions
 from services.settlement.outlook import project
 from services.settlement.proposals.impact import simulate
 
@@ -29,11 +30,14 @@ def outlook(
     at: Annotated[datetime | None, Query(description="project as of this instant")] = None,
 ) -> dict[str, Any]:
     """The running period projected from the month to date, with every KPI flagged that
-    is heading for a penalty or a missed bonus."""
+    is heading for a penalty or a missed bonus, and the corrective actions overdue."""
     visible_contract(conn, caller, contract_id)
     if at is not None and at.tzinfo is None:
         raise Invalid("'at' needs a UTC offset, e.g. 2026-10-12T00:00:00Z", field="at")
-    return project(conn, contract_id, at).as_json()
+    return {
+        **project(conn, contract_id, at).as_json(),
+        "overdue_actions": actions.overdue_for(conn, contract_id, at),
+    }
 
 
 class SimulateIn(BaseModel):

@@ -1,30 +1,35 @@
-"""Realignment proposals over HTTP (spec §4, §6).
+"""Realignment proposals over HTTP (spec §4, §6, §7.1).
 
-Who decides: an admin, or a provider or customer token of the contract's own
-parties — acceptance records a decision taken between the parties (typically
-in the quarterly review) and says who recorded it. ``unfair_split`` proposals
-are derived from the provider's costs, so only the provider side sees and
-decides them; for a customer they do not exist (404).
+Both parties decide: a provider or customer token decides for its own party
+(never for the other), an admin for the party it names. A proposal is
+accepted once both parties accepted it; either party's rejection (with a
+reason) rejects it. Provider-side kinds (``unfair_split``: derived from the
+provider's costs) exist only for the provider side; for a customer they are
+404, and the provider decides them alone.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Body, Depends, Path, Query
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from schemas.vocabulary import Party
+from services import decisions
 from services.api.audit import Audit
+from services.api.decisions import DecisionIn, reason_of
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath
+from services.api.parties import acting, own_party
 from services.api.scoping import READ_ROLES, is_provider_side, visible_contract
 from services.api.tokens import Principal
-from services.errors import Forbidden, NotFound
+from services.errors import NotFound
+from services.settlement.proposals import decide, service
 from services.settlement.proposals import repository as repo
-from services.settlement.proposals import service
 from services.settlement.proposals import settings as detector_settings
+from services.settlement.proposals.registry import PROVIDER_ONLY_KINDS
 from services.settlement.proposals.settings import DetectorSettings
-from services.settlement.review import PROVIDER_ONLY_KINDS
 
 router = APIRouter(tags=["proposals"])
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
@@ -34,14 +39,14 @@ ProposalId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Status = Literal["open", "accepted", "rejected", "superseded"]
 
 
-class RejectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-
-
 class AcceptIn(BaseModel):
+    """Proposals agreed together, accepted by the caller's party (an admin names it)."""
+
     model_config = ConfigDict(extra="forbid")
-    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=50)
+    proposal_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1, max_length=50, validation_alias=AliasChoices("proposal_ids", "ids")
+    )
+    party: Party | None = None
 
 
 def _provider_side(conn: Conn, caller: Principal, contract_id: str) -> bool:
@@ -61,16 +66,6 @@ def _visible(conn: Conn, caller: Principal, proposal_id: int) -> Any:
     return row
 
 
-def _must_be_party(conn: Conn, caller: Principal, contract_id: str) -> None:
-    """Admin, or the contract's own provider or customer (by role and party)."""
-    provider, customer = visible_contract(conn, caller, contract_id)
-    if caller.role == "admin":
-        return
-    party = provider if caller.role == "provider" else customer
-    if caller.party != party:
-        raise Forbidden(f"only the contract's own {caller.role} may do this")
-
-
 @router.get("/contracts/{contract_id}/proposals")
 def list_proposals(
     contract_id: ContractIdPath,
@@ -81,7 +76,9 @@ def list_proposals(
     """The contract's proposals, newest first (``status`` filters)."""
     provider_side = _provider_side(conn, caller, contract_id)
     rows = repo.list_for(conn, contract_id, (status,) if status else repo.STATUSES)
-    return [repo.as_json(r) for r in rows if provider_side or r.kind not in PROVIDER_ONLY_KINDS]
+    return proposals_json(
+        conn, [r for r in rows if provider_side or r.kind not in PROVIDER_ONLY_KINDS]
+    )
 
 
 @router.post("/contracts/{contract_id}/proposals/detect")
@@ -93,7 +90,7 @@ def detect(contract_id: ContractIdPath, conn: Conn, caller: Detector) -> dict[st
     visible = [r for r in rows if provider_side or r.kind not in PROVIDER_ONLY_KINDS]
     hidden = {r.id for r in rows} - {r.id for r in visible}
     changes = {k: [i for i in ids if i not in hidden] for k, ids in result.as_json().items()}
-    return {**changes, "open": [repo.as_json(r) for r in visible]}
+    return {**changes, "open": proposals_json(conn, visible)}
 
 
 @router.get("/contracts/{contract_id}/proposals/settings")
@@ -108,51 +105,91 @@ def put_settings(
     contract_id: ContractIdPath, body: DetectorSettings, conn: Conn, caller: Decider, audit: Audit
 ) -> dict[str, Any]:
     """Set the thresholds (fields left out take the spec's defaults)."""
-    _must_be_party(conn, caller, contract_id)
+    own_party(conn, caller, contract_id)
     detector_settings.save(conn, contract_id, body, caller.subject)
     audit(conn, "detector_settings.set", "contract", contract_id, settings=body.as_json())
     return body.as_json()
+
+
+def _decider(conn: Conn, caller: Principal, contract_id: str, party: Party | None) -> Any:
+    who = acting(conn, caller, contract_id, party)
+    return decide.Decider(who.party, who.by, who.as_admin)
+
+
+def proposal_json(conn: Conn, row: Any) -> dict[str, Any]:
+    """A proposal with each party's decision so far."""
+    return proposals_json(conn, [row])[0]
+
+
+def proposals_json(conn: Conn, rows: list[Any]) -> list[dict[str, Any]]:
+    decided = decisions.listing(conn, "proposal", [r.id for r in rows])
+    return [{**repo.as_json(r), "decisions": decided[r.id]} for r in rows]
 
 
 @router.post("/contracts/{contract_id}/proposals/accept")
 def accept_together(
     contract_id: ContractIdPath, body: AcceptIn, conn: Conn, caller: Decider, audit: Audit
 ) -> list[dict[str, Any]]:
-    """Accept several proposals agreed in one review: all changes go into one new version."""
-    _must_be_party(conn, caller, contract_id)
-    for proposal_id in body.ids:
+    """Accept proposals agreed in one review, for the caller's party; those both parties
+    accepted take effect together (one contract version)."""
+    visible_contract(conn, caller, contract_id)
+    for proposal_id in body.proposal_ids:
         _visible(conn, caller, proposal_id)
-    rows = service.accept_together(conn, contract_id, body.ids, caller.subject)
+    who = _decider(conn, caller, contract_id, body.party)
+    rows = decide.accept(conn, contract_id, body.proposal_ids, who)
     for r in rows:
-        _audit_decision(audit, conn, "proposal.accept", r)
-    return [repo.as_json(r) for r in rows]
+        _audit_decision(audit, conn, "proposal.accept", r, party=who.party, as_admin=who.as_admin)
+    return [proposal_json(conn, r) for r in rows]
 
 
 @router.get("/proposals/{proposal_id}")
 def get_proposal(proposal_id: ProposalId, conn: Conn, caller: Reader) -> dict[str, Any]:
-    return repo.as_json(_visible(conn, caller, proposal_id))
+    return proposal_json(conn, _visible(conn, caller, proposal_id))
 
 
 @router.post("/proposals/{proposal_id}/accept")
-def accept(proposal_id: ProposalId, conn: Conn, caller: Decider, audit: Audit) -> dict[str, Any]:
-    """Accept: a new contract version from the next period, recording who accepted."""
+def accept(
+    proposal_id: ProposalId,
+    conn: Conn,
+    caller: Decider,
+    audit: Audit,
+    body: Annotated[DecisionIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Accept for the caller's party; once both parties accepted, the change takes effect
+    from the next period (with any other proposal accepted this month)."""
     row = _visible(conn, caller, proposal_id)
-    _must_be_party(conn, caller, row.contract_id)
-    accepted = service.accept(conn, proposal_id, caller.subject)
-    _audit_decision(audit, conn, "proposal.accept", accepted)
-    return repo.as_json(accepted)
+    who = _decider(conn, caller, row.contract_id, body.party if body else None)
+    [accepted] = decide.accept(conn, row.contract_id, [proposal_id], who)
+    _audit_decision(
+        audit, conn, "proposal.accept", accepted, party=who.party, as_admin=who.as_admin
+    )
+    return proposal_json(conn, accepted)
 
 
 @router.post("/proposals/{proposal_id}/reject")
 def reject(
-    proposal_id: ProposalId, body: RejectIn, conn: Conn, caller: Decider, audit: Audit
+    proposal_id: ProposalId,
+    conn: Conn,
+    caller: Decider,
+    audit: Audit,
+    body: Annotated[DecisionIn | None, Body()] = None,
 ) -> dict[str, Any]:
-    """Reject with a reason; the same change is not proposed again."""
+    """Reject for the caller's party, with a reason; the same change is not proposed again."""
     row = _visible(conn, caller, proposal_id)
-    _must_be_party(conn, caller, row.contract_id)
-    rejected = service.reject(conn, proposal_id, caller.subject, body.reason)
-    _audit_decision(audit, conn, "proposal.reject", rejected, reason=body.reason)
-    return repo.as_json(rejected)
+    reason = reason_of(body, required=True)
+    assert reason is not None
+    who = _decider(conn, caller, row.contract_id, body.party if body else None)
+    rejected = decide.reject(conn, proposal_id, who, reason)
+    _audit_decision(
+        audit,
+        conn,
+        "proposal.reject",
+        rejected,
+        reason=reason,
+        party=who.party,
+        as_admin=who.as_admin,
+    )
+    return proposal_json(conn, rejected)
 
 
 def _audit_decision(audit: Audit, conn: Conn, action: str, row: Any, **details: Any) -> None:
@@ -163,6 +200,8 @@ def _audit_decision(audit: Audit, conn: Conn, action: str, row: Any, **details: 
         str(row.id),
         contract_id=row.contract_id,
         kind=row.kind,
+        status=row.status,
         accepted_version=row.accepted_version,
+        action_id=row.action_id,
         **details,
     )

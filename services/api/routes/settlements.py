@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine
@@ -26,7 +26,7 @@ from services.api.render import statement_html
 from services.api.scoping import contract_filter, sees_contract, visible_contract
 from services.api.tokens import Principal
 from services.errors import Busy, NotFound
-from services.settlement import runs
+from services.settlement import disputes, runs
 from services.settlement import statements as repo
 
 router = APIRouter(tags=["settlement"])
@@ -179,13 +179,30 @@ def get_statement(
     return data
 
 
+class IssueIn(BaseModel):
+    """``override_reason``: issue although disputes on the period are open (recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    override_reason: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
 @router.post("/contracts/{contract_id}/statements/{period}/issue")
 def issue(
-    contract_id: ContractIdPath, period: PeriodPath, conn: Conn, caller: Issuer, audit: Audit
+    contract_id: ContractIdPath,
+    period: PeriodPath,
+    conn: Conn,
+    caller: Issuer,
+    audit: Audit,
+    body: Annotated[IssueIn | None, Body()] = None,
 ) -> dict[str, Any]:
-    """Re-settle with the latest data, then issue: from now on the row is immutable."""
+    """Re-settle with the latest data, then issue: from now on the row is immutable.
+
+    An open dispute on the period blocks this (409) unless an ``override_reason`` is given."""
     visible_contract(conn, caller, contract_id)
     p = Period.parse(period)
+    overridden = disputes.check_issue(
+        conn, contract_id, p, body.override_reason if body else None, caller.subject
+    )
     runs.settle_contract(conn, contract_id, p)
     row = repo.issue(conn, contract_id, p, caller.subject)
     audit(
@@ -195,6 +212,11 @@ def issue(
         f"{contract_id}/{p}/{row.seq}",
         net=str(row.net),
         inputs_digest=row.inputs_digest,
+        **(
+            {"override_reason": body.override_reason, "disputes": overridden}
+            if overridden and body
+            else {}
+        ),
     )
     return statement_json(row, repo.rows_for(conn, contract_id, p))
 

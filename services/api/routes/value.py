@@ -19,7 +19,7 @@ from services.api.params import ContractIdPath
 from services.api.scoping import is_provider_side, visible_contract
 from services.api.tokens import Principal
 from services.errors import Forbidden, Invalid
-from services.settlement import contracts
+from services.settlement import contracts, promise
 from services.settlement.costs import CostIn, add_cost, cost_json, list_costs
 from services.settlement.value import MAX_PERIODS, customer_view, provider_view, realised
 
@@ -97,7 +97,8 @@ def get_value(
     from_: Annotated[str | None, Query(alias="from", pattern=PERIOD_PATTERN)] = None,
     to: PeriodQuery = None,
 ) -> dict[str, Any]:
-    """The realised value split per settled period; a customer sees its own side only."""
+    """The realised value split per settled period (a customer sees its own side only), and
+    the value promised at the sale against what was delivered, per period and quarter."""
     provider, _ = visible_contract(conn, caller, contract_id)
     first, last = period_range(conn, contract_id, from_, to)
     provider_side = is_provider_side(caller, provider)
@@ -110,4 +111,5 @@ def get_value(
         "view": "provider" if provider_side else "customer",
         "value_model": None if value_model is None else value_model.model_dump(mode="json"),
         "periods": [view(s) for s in realised(conn, contract_id, first, last)],
+        "promise": promise.report(conn, contract_id, first, last),
     }

@@ -19,6 +19,7 @@ from services.errors import Conflict
 
 TOP_LEVEL = ("excused_causes", "missing_data")
 MONEY_TERMS = ("fixed_fee", "penalty_cap_pct", "bonus_cap_pct")
+PROMISED = "value_promise.promised."
 
 
 def _stale(term: str) -> Conflict:
@@ -52,6 +53,8 @@ def _term_change(terms: ContractTerms, subject: str, current: Any, proposed: Any
         holder, key = body["terms"], subject
     elif subject == "usage.minimum_commitment" and body["terms"].get("usage"):
         holder, key = body["terms"]["usage"], "minimum_commitment"
+    elif subject.startswith(PROMISED) and body.get("value_promise"):
+        holder, key = body["value_promise"]["promised"], subject.removeprefix(PROMISED)
     else:
         raise _stale(subject)
     if _normal(holder.get(key)) != _normal(current):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from schemas.db import statements
 from schemas.periods import Period
@@ -70,23 +70,29 @@ def settled_periods(
     return result
 
 
-def recent_window(
-    settled: dict[Period, SettledPeriod], before: Period, version: int, limit: int
+def latest_run(
+    conn: Connection, contract_id: str, before: Period, limit: int
 ) -> list[SettledPeriod]:
-    """The latest run of consecutive periods before ``before`` settled under ``version``.
+    """The latest run of consecutive settled periods before ``before`` (at most ``limit``).
 
-    Detectors judge terms by evidence gathered under those very terms: a period
-    settled under an older version, or a gap, ends the run.
+    Anchored at the latest settled period, not at ``before``: a contract whose
+    last settled month lies a while back is still judged on its last ``limit``
+    months. A gap ends the run; which version settled a period is for each
+    detector to weigh (``Facts.window``).
     """
-    candidates = [p for p in settled if p < before]
-    if not candidates:
+    last = conn.execute(
+        select(func.max(statements.c.period)).where(
+            statements.c.contract_id == contract_id, statements.c.period < str(before)
+        )
+    ).scalar()
+    if last is None:
         return []
-    period = max(candidates)
+    period = first = Period.parse(last.strip())
+    for _ in range(limit - 1):
+        first = first.prev()
+    settled = settled_periods(conn, contract_id, first, period)
     run: list[SettledPeriod] = []
     while len(run) < limit and period in settled:
-        item = settled[period]
-        if item.contract_version != version:
-            break
-        run.append(item)
+        run.append(settled[period])
         period = period.prev()
     return list(reversed(run))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from schemas.contract import ContractTerms
-from schemas.money import format_money, round_money
+from schemas.money import decimal_context, format_money, round_money
 from schemas.periods import Period
 from schemas.statement import StatementBody
 from schemas.vocabulary import LINE_KINDS
@@ -22,7 +22,9 @@ from services.errors import Invalid
 from services.settlement import contracts
 from services.settlement.engine import settle
 from services.settlement.ownership import ever_owned, owned_terms
+from services.settlement.proposals.base import Proposal
 from services.settlement.usage import load_usage
+from services.settlement.wording import amount_words
 
 ZERO = Decimal(0)
 
@@ -91,10 +93,72 @@ def impact(
     current: ContractTerms,
     proposed: ContractTerms,
     periods: Sequence[Period],
+    proposal: Proposal | None = None,
+    effective: Period | None = None,
 ) -> dict[str, Any]:
-    """The window re-settled under the proposed terms, with each party's difference."""
+    """The window re-settled under the proposed terms, with each party's difference and,
+    for a proposal, what that means in words."""
     rows = [compare(*resettle_pair(conn, contract_id, current, proposed, p)) for p in periods]
-    return summarise(rows, current.currency)
+    result = summarise(rows, current.currency)
+    if effective is not None:
+        result["effective_from"] = str(effective)
+    if proposal is not None and periods:
+        total = Decimal(result["total"]["difference"])
+        result["summary"] = in_words(total, current.currency, periods, proposal, effective)
+    return result
+
+
+def span_words(periods: Sequence[Period]) -> str:
+    first, last = periods[0], periods[-1]
+    return str(first) if first == last else f"{first} to {last}"
+
+
+def in_words(
+    total: Decimal,
+    currency: str,
+    periods: Sequence[Period],
+    proposal: Proposal,
+    effective: Period | None,
+) -> str:
+    """Who would have paid whom how much over the window, and what changes from when."""
+    span, money = span_words(periods), amount_words(total, currency)
+    if total > 0:
+        lead = f"Over {span} the customer would have paid the provider {money} more."
+    elif total < 0:
+        lead = f"Over {span} the provider would have received {money} less from the customer."
+    else:
+        why = proposal.unchanged_because or (
+            "no period of the window reached a value where the proposed terms differ from the "
+            "current ones"
+        )
+        lead = f"No money would have moved between the parties over {span}: {why}."
+    when = f"From {effective} on" if effective is not None else "From the next period on"
+    return f"{lead} {when}: {proposal.change}." if proposal.change else lead
+
+
+def corrective_impact(proposal: Proposal, currency: str, effective: Period) -> dict[str, Any]:
+    """A proposal without a term change moves no money; it shows what the drift costs."""
+    stakes = [(p, round_money(a, currency)) for p, a in proposal.at_stake]
+    total = sum((a for _, a in stakes), ZERO)
+    work = proposal.change or "no term change"
+    summary = f"Accepting moves no money between the parties: {work}."
+    if stakes:
+        periods = [p for p, _ in stakes]
+        with decimal_context():
+            mean = total / len(stakes)
+        summary += (
+            f" At stake: {amount_words(total, currency)} over {span_words(periods)} "
+            f"({amount_words(mean, currency)} a period on average), {proposal.stake_means}."
+        )
+    return {
+        "currency": currency,
+        "remedy": proposal.remedy,
+        "periods": [{"period": str(p), "at_stake": format(a, "f")} for p, a in stakes],
+        "total": {"at_stake": format_money(total, currency)},
+        "parties": parties(ZERO, currency),
+        "effective_from": str(effective),
+        "summary": summary,
+    }
 
 
 def _check_devices(conn: Connection, contract_id: str, alternative: ContractTerms) -> None:

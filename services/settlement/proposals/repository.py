@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from schemas.db import proposals
+from schemas.vocabulary import PROPOSAL_STATUSES
 from services.errors import NotFound
-from services.settlement.proposals.proposer import Proposal
+from services.settlement.proposals.base import Proposal
 
-STATUSES = ("open", "accepted", "rejected", "superseded")
+STATUSES = PROPOSAL_STATUSES
 
 
 def _values(p: Proposal, version: int, impact: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +43,7 @@ def add(
         .values(
             contract_id=contract_id,
             kind=f.kind,
+            remedy=p.remedy,
             subject=f.subject,
             kpi=f.kpi,
             term=f.term,
@@ -61,7 +63,7 @@ def refresh(
     conn.execute(
         update(proposals)
         .where(proposals.c.id == proposal_id)
-        .values(term=p.finding.term, **_values(p, version, impact))
+        .values(term=p.finding.term, remedy=p.remedy, **_values(p, version, impact))
     )
 
 
@@ -87,8 +89,11 @@ def decide(
     *,
     reason: str | None = None,
     accepted_version: int | None = None,
+    action_id: int | None = None,
+    at: datetime | None = None,
 ) -> None:
-    now = datetime.now(UTC)
+    """The proposal's final state, once both parties accepted or one rejected."""
+    now = at or datetime.now(UTC)
     conn.execute(
         update(proposals)
         .where(proposals.c.id == proposal_id)
@@ -98,6 +103,7 @@ def decide(
             decided_at=now,
             reason=reason,
             accepted_version=accepted_version,
+            action_id=action_id,
             updated_at=now,
         )
     )
@@ -144,6 +150,7 @@ def as_json(row: Any) -> dict[str, Any]:
         "id": row.id,
         "contract_id": row.contract_id,
         "kind": row.kind,
+        "remedy": row.remedy,
         "kpi": row.kpi,
         "term": row.term,
         "status": row.status,
@@ -161,5 +168,6 @@ def as_json(row: Any) -> dict[str, Any]:
         "decided_at": row.decided_at.isoformat() if row.decided_at else None,
         "reason": row.reason,
         "accepted_version": row.accepted_version,
+        "action_id": row.action_id,
         "superseded_by": row.superseded_by,
     }

@@ -17,17 +17,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from schemas.periods import Period, period_of
-from services.errors import Conflict
-from services.settlement import contracts
+from services.settlement import actions, contracts
 from services.settlement.contracts import Version
 from services.settlement.proposals import repository as repo
 from services.settlement.proposals import settings as detector_settings
-from services.settlement.proposals.changes import apply_change
-from services.settlement.proposals.detectors import QUARTER, detect_all
-from services.settlement.proposals.history import SettledPeriod, recent_window, settled_periods
-from services.settlement.proposals.impact import impact
-from services.settlement.proposals.proposer import Proposal, propose
-from services.settlement.proposals.settings import DetectorSettings
+from services.settlement.proposals.base import Facts, Proposal
+from services.settlement.proposals.history import latest_run
+from services.settlement.proposals.impact import corrective_impact, impact
+from services.settlement.proposals.registry import detect_all, judged, propose
 from services.settlement.value import splits_for
 
 log = logging.getLogger(__name__)
@@ -53,22 +50,16 @@ def _lock(conn: Connection, contract_id: str) -> None:
     )
 
 
-def history(
-    conn: Connection, latest: Version, cfg: DetectorSettings, now: datetime
-) -> list[SettledPeriod]:
-    """The closed periods the detectors judge: consecutive, settled under ``latest``."""
+def facts(conn: Connection, latest: Version, now: datetime) -> Facts:
+    """What the detectors judge: the latest run of closed settled periods, and their terms."""
+    cfg = detector_settings.load(conn, latest.contract_id)
     current = period_of(now, latest.terms.timezone)
-    first = current
-    for _ in range(cfg.history_needed):
-        first = first.prev()
-    settled = settled_periods(conn, latest.contract_id, first, current.prev())
-    return recent_window(settled, current, latest.version, cfg.history_needed)
-
-
-def _judged(kind: str, length: int, cfg: DetectorSettings) -> bool:
-    """Whether a detector saw a full window: only then may its silence close a proposal."""
-    needed = {"unreachable_bonus": cfg.bonus_window, "excused_creep": 2 * QUARTER}
-    return length >= needed.get(kind, cfg.window)
+    past = latest_run(conn, latest.contract_id, current, cfg.history_needed)
+    numbers = {item.contract_version for item in past} - {latest.version}
+    versions = {n: contracts.get_version(conn, latest.contract_id, n).terms for n in numbers}
+    versions[latest.version] = latest.terms
+    splits = splits_for(conn, latest.contract_id, past) if latest.terms.value_model else []
+    return Facts(past, latest.terms, cfg, splits, versions)
 
 
 def detect(conn: Connection, contract_id: str, now: datetime | None = None) -> Detection:
@@ -76,23 +67,22 @@ def detect(conn: Connection, contract_id: str, now: datetime | None = None) -> D
     now = now or datetime.now(UTC)
     _lock(conn, contract_id)
     latest = contracts.latest_version(conn, contract_id)
-    cfg = detector_settings.load(conn, contract_id)
-    past = history(conn, latest, cfg, now)
-    splits = splits_for(conn, contract_id, past) if latest.terms.value_model else []
-    findings = detect_all(past, splits, latest.terms, cfg)
+    seen = facts(conn, latest, now)
+    findings = detect_all(seen)
     found = [p for f in findings if (p := propose(f, latest.terms)) is not None]
-    return _reconcile(conn, latest, found, len(past), cfg)
+    effective = period_of(now, latest.terms.timezone).next()
+    return _reconcile(conn, latest, found, seen, effective)
 
 
-def _impact(conn: Connection, latest: Version, p: Proposal) -> dict[str, Any]:
+def _impact(conn: Connection, latest: Version, p: Proposal, effective: Period) -> dict[str, Any]:
     periods = list(p.finding.periods)
-    if p.proposed_terms is None:
-        return {"currency": latest.terms.currency, "periods": [], "note": "no term change"}
-    return impact(conn, latest.contract_id, latest.terms, p.proposed_terms, periods)
+    if p.remedy == "corrective_action" or p.proposed_terms is None:
+        return corrective_impact(p, latest.terms.currency, effective)
+    return impact(conn, latest.contract_id, latest.terms, p.proposed_terms, periods, p, effective)
 
 
 def _reconcile(
-    conn: Connection, latest: Version, found: list[Proposal], length: int, cfg: DetectorSettings
+    conn: Connection, latest: Version, found: list[Proposal], seen: Facts, effective: Period
 ) -> Detection:
     result = Detection()
     cid = latest.contract_id
@@ -101,23 +91,32 @@ def _reconcile(
         key = (p.finding.kind, p.finding.subject)
         row = open_rows.pop(key, None)
         if row is not None and row.proposed == p.proposed:
-            repo.refresh(conn, row.id, p, latest.version, _impact(conn, latest, p))
+            repo.refresh(conn, row.id, p, latest.version, _impact(conn, latest, p, effective))
             result.updated.append(row.id)
             continue
-        if row is None and repo.was_rejected(conn, cid, p):
+        if row is None and (repo.was_rejected(conn, cid, p) or _in_hand(conn, cid, p)):
             continue
         if row is not None:
             repo.supersede(conn, row.id, "the proposed term changed")
             result.superseded.append(row.id)
-        new_id = repo.add(conn, cid, p, latest.version, _impact(conn, latest, p))
+        new_id = repo.add(conn, cid, p, latest.version, _impact(conn, latest, p, effective))
         result.created.append(new_id)
         if row is not None:
             repo.link_successor(conn, row.id, new_id)
-    for (kind, _), row in open_rows.items():
-        if _judged(kind, length, cfg):
+    for (kind, subject), row in open_rows.items():
+        if judged(kind, subject, seen):
             repo.supersede(conn, row.id, "no longer detected: the drift did not persist")
             result.superseded.append(row.id)
     return result
+
+
+def _in_hand(conn: Connection, contract_id: str, p: Proposal) -> bool:
+    """Whether the work a corrective proposal asks for is an open action already."""
+    a = p.action
+    return (
+        a is not None
+        and actions.open_same(conn, contract_id, a.owner, a.kpi, a.devices) is not None
+    )
 
 
 def after_settlement(conn: Connection, contract_id: str, period: Period) -> None:
@@ -134,69 +133,3 @@ def after_settlement(conn: Connection, contract_id: str, period: Period) -> None
             detect(conn, contract_id, now)
     except Exception:
         log.exception("proposal detection for %s after %s failed", contract_id, period)
-
-
-def accept(conn: Connection, proposal_id: int, by: str, now: datetime | None = None) -> Any:
-    """Accept one open proposal: a new contract version effective from the next period."""
-    row = repo.get(conn, proposal_id, for_update=True)
-    return accept_together(conn, row.contract_id, [proposal_id], by, now)[0]
-
-
-def accept_together(
-    conn: Connection, contract_id: str, ids: list[int], by: str, now: datetime | None = None
-) -> list[Any]:
-    """Accept proposals of one review at once: all their changes go into one new version.
-
-    Versions are immutable and one period has one version, so changes agreed
-    together must be accepted together; the version records who and which.
-    """
-    rows = [repo.get(conn, i, for_update=True) for i in dict.fromkeys(ids)]
-    for row in rows:
-        _must_be_open(row)
-        if row.contract_id != contract_id:
-            raise Conflict(f"proposal {row.id} belongs to contract '{row.contract_id}'")
-    changing = [r for r in rows if r.proposed is not None]
-    version = _new_version(conn, contract_id, changing, by, now) if changing else None
-    for row in rows:
-        accepted = version.version if version is not None and row.proposed is not None else None
-        repo.decide(conn, row.id, "accepted", by, accepted_version=accepted)
-    return [repo.get(conn, row.id) for row in rows]
-
-
-def _new_version(
-    conn: Connection, contract_id: str, rows: list[Any], by: str, now: datetime | None
-) -> Version:
-    latest = contracts.latest_version(conn, contract_id)
-    effective = period_of(now or datetime.now(UTC), latest.terms.timezone).next()
-    if latest.terms.effective_period >= effective:
-        raise Conflict(
-            f"version {latest.version} already takes effect from {latest.terms.effective_from}; "
-            "proposals agreed together must be accepted together (POST "
-            f"/v1/contracts/{contract_id}/proposals/accept with their ids)"
-        )
-    terms = latest.terms
-    for row in rows:
-        terms = apply_change(
-            terms,
-            kpi=row.kpi,
-            subject=row.subject,
-            current=row.current,
-            proposed=row.proposed,
-            effective_from=str(effective),
-        )
-    ids = ", ".join(str(r.id) for r in rows)
-    which = f"proposal{'s' if len(rows) > 1 else ''} {ids}"
-    return contracts.add_version(conn, contract_id, terms, f"{by} ({which})")
-
-
-def reject(conn: Connection, proposal_id: int, by: str, reason: str) -> Any:
-    """Reject an open proposal, recording who and why."""
-    row = repo.get(conn, proposal_id, for_update=True)
-    _must_be_open(row)
-    repo.decide(conn, row.id, "rejected", by, reason=reason)
-    return repo.get(conn, proposal_id)
-
-
-def _must_be_open(row: Any) -> None:
-    if row.status != "open":
-        raise Conflict(f"proposal {row.id} is {row.status}; only open proposals can be decided")

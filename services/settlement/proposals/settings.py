@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, select
@@ -18,6 +18,7 @@ from schemas.db import detector_settings
 
 EXCUSED_BLOCKS = 6
 """excused_creep compares the last quarter with the previous one: six periods."""
+PromiseRemedy = Literal["corrective_action", "change_terms"]
 
 Window = Annotated[int, Field(ge=1, le=12)]
 Share = Annotated[Decimal, Field(ge=0, le=1)]
@@ -30,6 +31,7 @@ class DetectorSettings(BaseModel):
 
     window: Window = 3
     bonus_window: Window = 6
+    baseline_window: Window = 6
     slack_points: Annotated[Decimal, Field(ge=0)] = Decimal(2)
     cap_binding_periods: Window = 2
     commitment_upper: Annotated[Decimal, Field(ge=1)] = Decimal("1.30")
@@ -37,6 +39,7 @@ class DetectorSettings(BaseModel):
     excused_floor: Share = Decimal("0.05")
     data_gap_share: Share = Decimal("0.02")
     negative_gain_periods: Window = 2
+    promise_gap_remedy: PromiseRemedy = "corrective_action"
 
     @model_validator(mode="after")
     def _counts_fit_window(self) -> DetectorSettings:
@@ -49,7 +52,7 @@ class DetectorSettings(BaseModel):
     @property
     def history_needed(self) -> int:
         """How many periods the detectors look at, at most (excused_creep: two blocks)."""
-        return max(EXCUSED_BLOCKS, self.window, self.bonus_window)
+        return max(EXCUSED_BLOCKS, self.window, self.bonus_window, self.baseline_window)
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
