@@ -7,6 +7,8 @@ every device online under that node offline). Settlement reads the latter to
 tell a device that was offline from one that was silent while connected
 (``services.settlement.connectivity``). Both are written in the batch's
 transaction and are idempotent, so a redelivered message changes nothing.
+Two changes of one device in the same millisecond are ordered by
+``received_at`` (the clock at the insert, which follows arrival order).
 """
 
 from __future__ import annotations
@@ -27,19 +29,21 @@ EVENT = text(
 )
 DEVICE = text(
     """
-    INSERT INTO device_connectivity (device_id, ts, online, cause, group_id, edge_node)
-    VALUES (:d, :ts, :online, :kind, :g, :n)
+    INSERT INTO device_connectivity
+      (device_id, ts, online, cause, group_id, edge_node, received_at)
+    VALUES (:d, :ts, :online, :kind, :g, :n, clock_timestamp())
     ON CONFLICT DO NOTHING
     """
 )
 # Every device whose latest state under this node (before the death) is online.
 NODE_DEATH = text(
     """
-    INSERT INTO device_connectivity (device_id, ts, online, cause, group_id, edge_node)
-    SELECT last.device_id, :ts, false, 'NDEATH', :g, :n
+    INSERT INTO device_connectivity
+      (device_id, ts, online, cause, group_id, edge_node, received_at)
+    SELECT last.device_id, :ts, false, 'NDEATH', :g, :n, clock_timestamp()
     FROM (SELECT DISTINCT ON (device_id) device_id, online FROM device_connectivity
           WHERE group_id = :g AND edge_node = :n AND ts <= :ts
-          ORDER BY device_id, ts DESC, online) last
+          ORDER BY device_id, ts DESC, received_at DESC) last
     WHERE last.online
     ON CONFLICT DO NOTHING
     """

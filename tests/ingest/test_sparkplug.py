@@ -41,7 +41,7 @@ def states(db: Engine, device: str = DEVICE) -> list[tuple[bool, str]]:
         (r["online"], r["cause"])
         for r in rows(
             db,
-            "SELECT online, cause FROM device_connectivity WHERE device_id = :d ORDER BY ts, cause",
+            "SELECT online, cause FROM device_connectivity WHERE device_id = :d ORDER BY ts, received_at",
             d=device,
         )
     ]
