@@ -10,13 +10,18 @@ sequence number 0-255 that wraps, DDEATH and NDEATH on the way out. An NCMD
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from schemas.telemetry import parse_ts
+from services.config import Settings
+from services.ingest import jsonx
 from services.ingest.formats.sparkplug import BD_SEQ, REBIRTH_METRIC, topic
 from services.ingest.formats.sparkplug_b_pb2 import DataType, Payload
+from services.simulator.transport import MqttSink
 
 # The sample fields as metrics, in alias order (alias = device slot * 16 + index + 1).
 FIELDS: tuple[tuple[str, int], ...] = (
@@ -106,11 +111,12 @@ class EdgeNode:
         """DDATA of one sample: its fields by alias, its ``ts`` as the payload timestamp."""
         ts = sample["ts"]
         stamp = millis(ts if isinstance(ts, datetime) else float(ts))
-        payload = Payload(timestamp=stamp, seq=self.next_seq() if seq is None else seq)
+        payload = Payload(timestamp=stamp)
         for index, (name, datatype) in enumerate(FIELDS):
             if name in sample:
                 metric = payload.metrics.add(alias=self.alias(device, index), timestamp=stamp)
                 set_value(metric, datatype, sample[name])
+        payload.seq = self.next_seq() if seq is None else seq  # last: a bad value takes none
         return payload.SerializeToString()
 
     def ddata(self, device: str, sample: dict[str, Any], seq: int | None = None) -> None:
@@ -137,6 +143,49 @@ class EdgeNode:
     def next_session(self) -> None:
         """A reconnect: the next bdSeq (set the new death certificate as the Will)."""
         self.bd_seq = (self.bd_seq + 1) % 256
+
+
+class SparkplugSink:
+    """The simulator's live stream as one Sparkplug B edge node over an ``MqttSink``.
+
+    ``send(device_id, json_payload)``: the first sample of a device is
+    preceded by its DBIRTH; each sample becomes a DDATA (aliases, seq). A
+    payload the fault injector made malformed is sent as bytes no protobuf
+    parser accepts, so it is dead-lettered as JSON garbage would be. ``close``
+    publishes every DDEATH and the NDEATH before disconnecting.
+    """
+
+    def __init__(self, url: str, settings: Settings, group: str, edge_node: str) -> None:
+        self.node = EdgeNode(self._publish, group, edge_node, bd_seq=int(time.time()))
+        self.mqtt = MqttSink(url, settings, will=self.node.death_certificate())
+
+    def _publish(self, topic_: str, raw: bytes) -> None:
+        self.mqtt.send(topic_, raw)
+
+    def connect(self) -> None:
+        self.mqtt.connect()
+        self.node.nbirth()
+
+    def send(self, device_id: str, payload: bytes) -> None:
+        if device_id not in self.node.devices:
+            self.node.dbirth(device_id)
+        try:
+            sample = jsonx.loads(payload)
+            sample["ts"] = parse_ts(sample["ts"])
+            raw = self.node.data_payload(device_id, sample)
+        except Exception:  # the injector's malformed payload: malformed protobuf too
+            raw = b"\xff" + payload
+        self.mqtt.send(topic(self.node.group, "DDATA", self.node.edge_node, device_id), raw)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        self.mqtt.drain(timeout)
+
+    def close(self) -> None:
+        for device in list(self.node.devices):
+            self.node.ddeath(device)
+        self.node.ndeath()
+        self.mqtt.drain()
+        self.mqtt.close()
 
 
 def is_rebirth(raw: bytes) -> bool:
