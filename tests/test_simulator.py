@@ -263,6 +263,25 @@ def _quiet_totals(engine: Engine) -> dict[str, int]:
         time.sleep(0.5)
 
 
+def _assert_counted(db: Engine, before: dict[str, int], sent: dict[str, int]) -> None:
+    """The ingester's counters moved by exactly what the simulator says it sent."""
+    total = sent["samples"] + sent["duplicates"] + sent["malformed"] + sent["unknown_devices"]
+
+    def delta() -> dict[str, int]:
+        with db.connect() as conn:
+            now = stats.totals(conn)
+        return {k: now[k] - before[k] for k in now}
+
+    wait_until(lambda: delta()["received"] >= total, 30, f"{total} samples ingested")
+    assert delta() == {
+        "received": total,
+        "stored": sent["samples"],
+        "duplicates": sent["duplicates"],
+        "corrections": 0,
+        "dead_lettered": sent["malformed"] + sent["unknown_devices"],
+    }
+
+
 def test_fault_injection_is_detected_exactly_by_the_ingesters_counters(
     ingester: IngestService,
     db: Engine,
@@ -282,21 +301,7 @@ def test_fault_injection_is_detected_exactly_by_the_ingesters_counters(
     assert sent["samples"] == 3 * 180
     assert min(sent["duplicates"], sent["malformed"], sent["unknown_devices"], sent["late"]) > 0
     assert "unacknowledged 0" in printed and "refused 0" in printed
-    total = sent["samples"] + sent["duplicates"] + sent["malformed"] + sent["unknown_devices"]
-
-    def delta() -> dict[str, int]:
-        with db.connect() as conn:
-            now = stats.totals(conn)
-        return {k: now[k] - before[k] for k in now}
-
-    wait_until(lambda: delta()["received"] >= total, 30, f"{total} samples ingested")
-    assert delta() == {
-        "received": total,
-        "stored": sent["samples"],
-        "duplicates": sent["duplicates"],
-        "corrections": 0,
-        "dead_lettered": sent["malformed"] + sent["unknown_devices"],
-    }
+    _assert_counted(db, before, sent)
 
 
 def test_no_registered_devices_is_a_clear_error(
@@ -366,21 +371,7 @@ def test_sparkplug_format_births_data_with_seq_and_deaths_on_stop(
         assert main(args) == 0
         sent = _counts(capsys.readouterr().out)
         assert min(sent["duplicates"], sent["malformed"], sent["unknown_devices"]) > 0
-        total = sent["samples"] + sent["duplicates"] + sent["malformed"] + sent["unknown_devices"]
-
-        def delta() -> dict[str, int]:
-            with db.connect() as conn:
-                now = stats.totals(conn)
-            return {k: now[k] - before[k] for k in now}
-
-        wait_until(lambda: delta()["received"] >= total, 30, f"{total} samples ingested")
-        assert delta() == {
-            "received": total,
-            "stored": sent["samples"],
-            "duplicates": sent["duplicates"],
-            "corrections": 0,
-            "dead_lettered": sent["malformed"] + sent["unknown_devices"],
-        }
+        _assert_counted(db, before, sent)
         wait_until(
             lambda: bool(rows(db, "SELECT 1 FROM sparkplug_events WHERE kind = 'NDEATH'")),
             10,
