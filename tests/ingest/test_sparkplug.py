@@ -152,3 +152,21 @@ def test_data_before_birth_and_unknown_alias_are_dead_lettered_with_a_rebirth_re
     assert dead(db)[1]["reason"] == "unknown metric alias 999"
     wait_until(lambda: node.rebirths() == 2, 10, "the second rebirth request")
     assert events(db, group).count("REBIRTH_REQUEST") == 2
+
+
+def test_data_before_birth_is_replayable_once_the_births_arrived(
+    db: Engine, node: SparkplugNode
+) -> None:
+    from services.ingest.replay import replay
+
+    register(db, DEVICE)
+    node.ddata(DEVICE, sample(0))  # viu knows no session of this node yet
+    wait_until(lambda: len(dead(db)) == 1, 10, "the dead letter")
+    node.nbirth()
+    node.dbirth(DEVICE)
+    wait_until(lambda: "DBIRTH" in events(db, node.group), 10, "the births")
+    (letter,) = rows(db, "SELECT id FROM dead_letters")
+    with db.begin() as conn:
+        entry, outcome = replay(conn, letter["id"], "operator")
+    assert entry["status"] == "replayed" and outcome is not None and outcome.stored == 1
+    assert stored(db, DEVICE) == 1
