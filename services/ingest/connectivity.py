@@ -3,8 +3,10 @@
 ``sparkplug_events`` keeps every birth, death and rebirth request as it
 came; ``device_connectivity`` keeps, per device, when it went online (its
 DBIRTH) and offline (its DDEATH, or the NDEATH of its edge node, which takes
-every device online under that node offline). Settlement reads the latter to
-tell a device that was offline from one that was silent while connected
+every device online under that node offline; a new NBIRTH does the same: a
+new session's devices are online only once their DBIRTH says so, so a node
+that restarted without its death being seen leaves no device online
+forever). Settlement reads the latter to tell a device that was offline from one that was silent while connected
 (``services.settlement.connectivity``). Both are written in the batch's
 transaction and are idempotent, so a redelivered message changes nothing.
 Two changes of one device in the same millisecond are ordered by
@@ -35,12 +37,12 @@ DEVICE = text(
     ON CONFLICT DO NOTHING
     """
 )
-# Every device whose latest state under this node (before the death) is online.
+# Every device whose latest state under this node (before the death or new birth) is online.
 NODE_DEATH = text(
     """
     INSERT INTO device_connectivity
       (device_id, ts, online, cause, group_id, edge_node, received_at)
-    SELECT last.device_id, :ts, false, 'NDEATH', :g, :n, clock_timestamp()
+    SELECT last.device_id, :ts, false, :kind, :g, :n, clock_timestamp()
     FROM (SELECT DISTINCT ON (device_id) device_id, online FROM device_connectivity
           WHERE group_id = :g AND edge_node = :n AND ts <= :ts
           ORDER BY device_id, ts DESC, received_at DESC) last
@@ -66,5 +68,5 @@ def record(conn: Connection, events: Sequence[StateEvent]) -> None:
         conn.execute(EVENT, params)
         if e.kind in ("DBIRTH", "DDEATH") and e.device_id is not None:
             conn.execute(DEVICE, params | {"online": e.kind == "DBIRTH"})
-        elif e.kind == "NDEATH":
+        elif e.kind in ("NDEATH", "NBIRTH"):
             conn.execute(NODE_DEATH, params)

@@ -5,7 +5,8 @@ by ingest) say when it was connected. A device's missing minutes in a period
 (``missing_min`` of its statement) split into:
 
 - ``offline_min``: unreported minutes between a death (DDEATH, or its edge
-  node's NDEATH) and the next DBIRTH: the link or the gateway was down;
+  node's NDEATH or new NBIRTH) and the next DBIRTH: the link or the gateway
+  was down;
 - ``silent_min``: unreported minutes while it was connected (after a
   DBIRTH): the device had nothing to say, or its data went astray;
 - ``unknown_min``: the rest: minutes before its first birth, and every

@@ -95,6 +95,8 @@ def test_births_data_gap_deaths_and_rebirth(db: Engine, node: SparkplugNode, gro
     node.ddata(DEVICE, sample(15))
     wait_until(lambda: stored(db, DEVICE) == 4, 10, "data after the rebirth")
     assert node.rebirths() == 1
+    # The new session's NBIRTH took the device offline until its DBIRTH.
+    assert states(db) == [(True, "DBIRTH"), (False, "NBIRTH"), (True, "DBIRTH")]
 
     # DDEATH, DBIRTH again; then the connection drops and the broker publishes the Will.
     node.ddeath(DEVICE)

@@ -3,7 +3,8 @@
 ``sparkplug_events``: every NBIRTH, NDEATH, DBIRTH, DDEATH, stale NDEATH
 (another session's bdSeq) and rebirth request viu made, as it came.
 ``device_connectivity``: when each device went online (DBIRTH) or offline
-(DDEATH, or its edge node's NDEATH); settlement tells "offline" from
+(DDEATH, its edge node's NDEATH, or a new NBIRTH of its node, after which
+only a DBIRTH brings it back); settlement tells "offline" from
 "silent while connected" with it. Neither references ``devices``: a device
 may be born before anyone registers it in viu.
 
@@ -50,7 +51,7 @@ def upgrade() -> None:
           device_id   varchar(64) NOT NULL,
           ts          timestamptz NOT NULL,
           online      boolean NOT NULL,
-          cause       varchar(8) NOT NULL CHECK (cause IN ('DBIRTH', 'DDEATH', 'NDEATH')),
+          cause       varchar(8) NOT NULL CHECK (cause IN ('DBIRTH', 'DDEATH', 'NDEATH', 'NBIRTH')),
           group_id    text NOT NULL,
           edge_node   text NOT NULL,
           received_at timestamptz NOT NULL DEFAULT now(),
