@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint install browser clean
+.PHONY: run test lint install browser clean protobuf
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy --strict schemas services/settlement
+
+## Regenerate the Sparkplug B (Eclipse Tahu) protobuf module from the vendored .proto.
+PROTO_DIR := services/ingest/formats
+protobuf: install
+	$(BIN)/pip install --quiet grpcio-tools
+	$(BIN)/python -m grpc_tools.protoc --proto_path=$(PROTO_DIR) --python_out=$(PROTO_DIR) \
+	  --pyi_out=$(PROTO_DIR) $(PROTO_DIR)/sparkplug_b.proto
 
 clean:
 	rm -rf $(VENV) .viu .pytest_cache .mypy_cache .ruff_cache

@@ -386,3 +386,32 @@ actions = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("note", Text),
 )
+
+# --- Sparkplug B connection state (migration 0010)
+
+sparkplug_events = Table(
+    "sparkplug_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("group_id", Text, nullable=False),
+    Column("edge_node", Text, nullable=False),
+    Column("device_id", String(64)),
+    Column("kind", String(16), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("seq", Integer),
+    Column("bd_seq", BigInteger),
+    Column("reason", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+device_connectivity = Table(
+    "device_connectivity",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("ts", DateTime(timezone=True), primary_key=True),
+    Column("online", Boolean, nullable=False),
+    Column("cause", String(8), primary_key=True),
+    Column("group_id", Text, nullable=False),
+    Column("edge_node", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)

@@ -318,6 +318,13 @@ def _add_simulate(sub: Any) -> None:
     sim.add_argument("--to", dest="span_to", help="backfill to (YYYY-MM inclusive, or ISO 8601)")
     sim.add_argument("--batch", type=int, default=5000, help="backfill samples per transaction")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument(
+        "--format",
+        choices=("json", "sparkplug"),
+        default="json",
+        help="live payloads: viu's JSON, or Sparkplug B (births, DDATA with seq, deaths on stop; "
+        "group VIU_SPARKPLUG_GROUP, else 'viu'; edge node 'viu-sim')",
+    )
     sim.set_defaults(handler=_simulate)
 
 

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]{0,64}$",
         description="set (e.g. 'viu') to split load over several ingesters",
     )
+    sparkplug_group: str = Field(
+        default="+",
+        pattern=r"^(\+|[A-Za-z0-9._-]{1,64})?$",
+        description="Sparkplug B group id to ingest ('+': every group; empty: none)",
+    )
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_ca_file: Path | None = Field(

@@ -45,6 +45,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 PROD_CONF = CONF_DIR / "mosquitto.prod.conf"
 ADD_DEVICE = CONF_DIR / "add-device.sh"
 INGESTER = "viu-ingest"
+EDGE_NODE = "gw-1"  # a Sparkplug B edge node's credential
 SHARED = "$share/viu/viu/+/telemetry"
 TIMEOUT = 5.0
 NOT_AUTHORIZED = 135  # MQTT v5 reason code 0x87
@@ -131,7 +132,7 @@ def production_broker(home: Path, pki: Pki, *, mutual: bool = False) -> Iterator
     """mosquitto.prod.conf for real: the ACL unchanged, credentials from add-device.sh."""
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(CONF_DIR / "acl", home / "acl")
-    passwords = {user: uuid.uuid4().hex for user in ("dev-a", "dev-b", INGESTER)}
+    passwords = {user: uuid.uuid4().hex for user in ("dev-a", "dev-b", EDGE_NODE, INGESTER)}
     for user, password in passwords.items():
         add_device(home / "passwd", user, password)
     port, tls_port = free_port(), free_port()
@@ -412,6 +413,23 @@ def consume_one_message(
         consumer.stop()
 
 
+def test_sparkplug_edge_node_publishes_its_own_topics_and_reads_its_commands(
+    clients: Connect,
+) -> None:
+    ingester = clients(INGESTER)
+    assert [rc.value for rc in ingester.subscribe("$share/viu/spBv1.0/g/DDATA/+/+")] == [1]
+    node = clients(EDGE_NODE)
+    assert [rc.value for rc in node.subscribe("spBv1.0/g/NCMD/gw-1")] == [1]
+    command = marker()  # viu's rebirth request reaches the node
+    assert ingester.publish("spBv1.0/g/NCMD/gw-1", command).value == 0
+    assert node.received_until(command) == [("spBv1.0/g/NCMD/gw-1", command)]
+    for forged in ("spBv1.0/g/DDATA/gw-2/press-1", "spBv1.0/g/NCMD/gw-1", "viu/gw-1/x"):
+        assert node.publish(forged, b"forged").value == NOT_AUTHORIZED
+    end = marker()
+    assert node.publish("spBv1.0/g/DDATA/gw-1/press-1", end).value == 0
+    assert ingester.received_until(end) == [("spBv1.0/g/DDATA/gw-1/press-1", end)]
+
+
 def test_add_device_refuses_an_invalid_device_id(tmp_path: Path) -> None:
     with pytest.raises(subprocess.CalledProcessError) as err:
         add_device(tmp_path / "passwd", "a/b", "pw")
@@ -455,7 +473,9 @@ def test_broker_configs_save_queues_after_a_few_changes_not_a_minute() -> None:
 
 def test_acl_limits_devices_to_their_own_telemetry_topic() -> None:
     acl = directives((CONF_DIR / "acl").read_text())
-    assert acl["pattern"] == ["write viu/%u/telemetry"]
+    assert acl["pattern"][0] == "write viu/%u/telemetry"
+    # Sparkplug B edge nodes: their own node's (and devices') messages, and their commands.
+    assert all(p.endswith(("/%u", "/%u/+")) and "spBv1.0/+/" in p for p in acl["pattern"][1:])
     assert "read viu/+/telemetry" in acl["topic"]
 
 

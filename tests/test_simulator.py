@@ -38,7 +38,7 @@ from services.simulator import (
     generate,
     span_of,
 )
-from tests.ingest.conftest import register
+from tests.ingest.conftest import register, rows
 from tests.ingest.mqtt_helpers import wait_subscribed, wait_until
 
 OCT = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
@@ -263,6 +263,25 @@ def _quiet_totals(engine: Engine) -> dict[str, int]:
         time.sleep(0.5)
 
 
+def _assert_counted(db: Engine, before: dict[str, int], sent: dict[str, int]) -> None:
+    """The ingester's counters moved by exactly what the simulator says it sent."""
+    total = sent["samples"] + sent["duplicates"] + sent["malformed"] + sent["unknown_devices"]
+
+    def delta() -> dict[str, int]:
+        with db.connect() as conn:
+            now = stats.totals(conn)
+        return {k: now[k] - before[k] for k in now}
+
+    wait_until(lambda: delta()["received"] >= total, 30, f"{total} samples ingested")
+    assert delta() == {
+        "received": total,
+        "stored": sent["samples"],
+        "duplicates": sent["duplicates"],
+        "corrections": 0,
+        "dead_lettered": sent["malformed"] + sent["unknown_devices"],
+    }
+
+
 def test_fault_injection_is_detected_exactly_by_the_ingesters_counters(
     ingester: IngestService,
     db: Engine,
@@ -282,21 +301,7 @@ def test_fault_injection_is_detected_exactly_by_the_ingesters_counters(
     assert sent["samples"] == 3 * 180
     assert min(sent["duplicates"], sent["malformed"], sent["unknown_devices"], sent["late"]) > 0
     assert "unacknowledged 0" in printed and "refused 0" in printed
-    total = sent["samples"] + sent["duplicates"] + sent["malformed"] + sent["unknown_devices"]
-
-    def delta() -> dict[str, int]:
-        with db.connect() as conn:
-            now = stats.totals(conn)
-        return {k: now[k] - before[k] for k in now}
-
-    wait_until(lambda: delta()["received"] >= total, 30, f"{total} samples ingested")
-    assert delta() == {
-        "received": total,
-        "stored": sent["samples"],
-        "duplicates": sent["duplicates"],
-        "corrections": 0,
-        "dead_lettered": sent["malformed"] + sent["unknown_devices"],
-    }
+    _assert_counted(db, before, sent)
 
 
 def test_no_registered_devices_is_a_clear_error(
@@ -333,3 +338,55 @@ def test_bad_arguments_are_refused_naming_the_option(
 ) -> None:
     assert main(["simulate", *args]) == 1
     assert complaint in capsys.readouterr().err
+
+
+def test_sparkplug_format_births_data_with_seq_and_deaths_on_stop(
+    settings: Settings,
+    db: Engine,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--format sparkplug``: one edge node; the ingester's counters match what was sent."""
+    group = f"sim{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("VIU_SPARKPLUG_GROUP", group)
+    own = settings.model_copy(
+        update={
+            "mqtt_client_id": f"sim-{uuid.uuid4().hex[:8]}",
+            "mqtt_topic_prefix": env["VIU_MQTT_TOPIC_PREFIX"],
+            "ingest_flush_ms": 50,
+            "sparkplug_group": group,
+        }
+    )
+    svc = IngestService(own, db, str(settings.mqtt_url))
+    svc.start()
+    try:
+        wait_until(svc.is_connected, 10, "the broker connection")
+        register(db, "probe", "spb-a", "spb-b")
+        wait_subscribed(db, env["VIU_MQTT_URL"], env["VIU_MQTT_TOPIC_PREFIX"])
+        before = _quiet_totals(db)
+        args = ["simulate", "--device-ids", "spb-a,spb-b", "--rate", "1", "--duration", "2h"]
+        args += ["--speedup", "1000000", "--seed", "5", "--format", "sparkplug"]
+        args += ["--duplicates", "0.03", "--malformed", "0.03", "--unknown-devices", "0.02"]
+        assert main(args) == 0
+        sent = _counts(capsys.readouterr().out)
+        assert min(sent["duplicates"], sent["malformed"], sent["unknown_devices"]) > 0
+        _assert_counted(db, before, sent)
+        wait_until(
+            lambda: bool(rows(db, "SELECT 1 FROM sparkplug_events WHERE kind = 'NDEATH'")),
+            10,
+            "the NDEATH on stop",
+        )
+        kinds = rows(
+            db,
+            "SELECT device_id, kind FROM sparkplug_events WHERE group_id = :g "
+            "AND device_id IN ('spb-a', 'spb-b') ORDER BY id",
+            g=group,
+        )
+        assert [(r["device_id"], r["kind"]) for r in kinds if r["device_id"] == "spb-a"] == [
+            ("spb-a", "DBIRTH"),
+            ("spb-a", "DDEATH"),
+        ]
+        assert not rows(db, "SELECT 1 FROM sparkplug_events WHERE kind = 'REBIRTH_REQUEST'")
+    finally:
+        svc.stop()

@@ -39,8 +39,8 @@ from paho.mqtt.enums import MQTTProtocolVersion
 
 from services import broker
 from services.config import Settings
-from services.ingest import metrics
-from services.ingest.decode import Message
+from services.ingest import formats, metrics
+from services.ingest.formats.base import Command, Message
 from services.ingest.tlssocket import TlsSocket
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,10 @@ class AckToken:
 Deliver = Callable[[Message, AckToken], None]
 
 
-def subscription(settings: Settings) -> str:
-    topic = f"{settings.mqtt_topic_prefix}/+/telemetry"
-    group = settings.mqtt_shared_group
-    return f"$share/{group}/{topic}" if group else topic
+def subscriptions(settings: Settings, *, shared: bool = True) -> list[str]:
+    """The topic filters of every payload format, shared when a shared group is set."""
+    group = settings.mqtt_shared_group if shared else ""
+    return [f"$share/{group}/{t}" if group else t for t in formats.topic_filters(settings)]
 
 
 class ConnectionLost(Exception):
@@ -132,7 +132,7 @@ class MqttConsumer:
         self._tls = broker.tls_context(settings) if self.where.tls else None
         self.settings = settings
         self.deliver = deliver
-        self.topic = subscription(settings)
+        self.topics = subscriptions(settings)
         self.v5 = True
         self._generation = 0
         self._sock: Stream | None = None
@@ -149,10 +149,11 @@ class MqttConsumer:
         if not self._supports_v5():
             # Shared subscriptions are an MQTT 5 feature: a v3 broker would take
             # "$share/..." for a literal topic and deliver nothing.
-            self.topic = f"{self.settings.mqtt_topic_prefix}/+/telemetry"
+            self.topics = subscriptions(self.settings, shared=False)
             self.v5 = False
             log.info(
-                "broker refused MQTT v5; using v3.1.1, a persistent session and %s", self.topic
+                "broker refused MQTT v5; using v3.1.1, a persistent session and %s",
+                ", ".join(self.topics),
             )
         self._thread = threading.Thread(
             target=self._run, name=f"mqtt-{self.settings.mqtt_client_id}", daemon=True
@@ -262,7 +263,7 @@ class MqttConsumer:
             "connected to %s (session present: %s), subscribed to %s",
             self.where,
             session_present,
-            self.topic,
+            ", ".join(self.topics),
         )
         return sock, data[end:]
 
@@ -305,7 +306,8 @@ class MqttConsumer:
         body = (1).to_bytes(2, "big")
         if self.v5:
             body += b"\x00"  # no properties
-        body += _utf8(self.topic) + b"\x01"  # QoS 1
+        for topic in self.topics:
+            body += _utf8(topic) + b"\x01"  # QoS 1
         return _packet(SUBSCRIBE, 2, body)
 
     def _serve(self, sock: Stream, data: bytes) -> None:
@@ -376,7 +378,7 @@ class MqttConsumer:
                 if v5:  # skip the properties (their length is below 128 here)
                     codes = codes[1 + codes[0] :] if codes else codes
                 if any(c >= 0x80 for c in codes):
-                    log.error("the broker refused the subscription to %s", self.topic)
+                    log.error("the broker refused a subscription of %s", ", ".join(self.topics))
                 else:
                     self._subscribed.set()
             elif kind == DISCONNECT:
@@ -432,6 +434,17 @@ class MqttConsumer:
             )
             if acks:
                 self._send_locked(acks)
+
+    def publish(self, commands: Iterable[Command]) -> None:
+        """Publish QoS 0 messages (a format's commands, e.g. a Sparkplug rebirth request).
+
+        Best effort, as QoS 0 is: while disconnected they are dropped (a
+        format asks again when the need persists).
+        """
+        props = b"\x00" if self.v5 else b""
+        data = b"".join(_packet(PUBLISH, 0, _utf8(c.topic) + props + c.payload) for c in commands)
+        if data:
+            self._send(data)
 
     def is_connected(self) -> bool:
         """Connected and subscribed (the broker confirmed the subscription)."""

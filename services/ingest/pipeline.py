@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Unit = tuple[int, int]
-"""(payload index, sample index) of one sample; sample index -1: the payload's decode rejects."""
+"""(payload index, sample index) of one sample; -1: the payload's rejects and state events."""
 
 ONE_BY_ONE = 4  # below this many units a refused range is tried unit by unit
 
@@ -108,7 +108,7 @@ def salvage(
     in_transaction(engine, lambda conn: screen(conn, decoded, window))
     units: list[Unit] = []
     for i, d in enumerate(decoded):
-        if d.rejects:
+        if d.rejects or d.events:
             units.append((i, -1))
         units.extend((i, j) for j in range(len(d.samples)))
     return _Salvage(engine, decoded, window).split(units, exc)
@@ -149,6 +149,7 @@ class _Salvage:
             for _, j in group:
                 if j < 0:
                     part.rejects = list(whole.rejects)
+                    part.events = list(whole.events)
                 else:
                     part.samples.append(whole.samples[j])
             out.append(part)

@@ -33,7 +33,7 @@ def replay(
     row = get(conn, dead_letter_id, lock=True)
     if row["status"] != "open":
         raise Conflict(f"dead letter {dead_letter_id} is already {row['status']}")
-    decoded = decode(Message(row["topic"], bytes(row["payload"]), datetime.now(UTC)))
+    decoded = decode(Message(row["topic"], bytes(row["payload"]), datetime.now(UTC)), live=False)
     screen(conn, [decoded], window)
     now = datetime.now(UTC)
     outcome = None

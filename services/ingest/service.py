@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 
 from services import dberrors
 from services.config import Settings
-from services.ingest import metrics, pipeline
+from services.ingest import formats, metrics, pipeline
 from services.ingest.admission import Window
 from services.ingest.buffer import Batch, Buffer
 from services.ingest.decode import Decoded, Message, decode
@@ -42,11 +42,6 @@ Item = tuple[Message, AckToken]
 Ready = tuple[Batch[Item], list[Decoded]]
 STOP_FLUSH_S = 15.0
 RESTART_DELAY_S = 1.0
-
-
-def sample_weight(payload: bytes) -> int:
-    """A cheap upper-bound guess of the samples in a payload, without parsing it."""
-    return max(1, payload.count(b'"ts"'))
 
 
 def tune_gc() -> None:
@@ -132,7 +127,7 @@ class IngestService:
     def _deliver(self, message: Message, token: AckToken) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker keeps it for the next start
-        self.buffer.put((message, token), sample_weight(message.payload))
+        self.buffer.put((message, token), formats.weight(message))
 
     def _decode_loop(self) -> None:
         s = self.settings
@@ -197,6 +192,7 @@ class IngestService:
                     decode(m) for m, _ in batch.items
                 ]  # the failed write may have changed them
         self.consumer.ack_many([token for _, token in batch.items])
+        self.consumer.publish(c for d in decoded for c in d.commands)
         self.buffer.release(batch.weight)
         self._writing = None
         self._failed.discard("writer")

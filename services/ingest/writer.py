@@ -30,7 +30,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from schemas.timeseries import PARTITIONED, ensure_partitions, samples_backend
-from services.ingest import deadletters, rollups, stats
+from services.ingest import connectivity, deadletters, rollups, stats
 from services.ingest.admission import DEFAULT_WINDOW, Window, screen
 from services.ingest.decode import Decoded, Message, decode
 from services.ingest.stats import Outcome
@@ -104,6 +104,7 @@ def write_decoded(
     rows = staging_rows(batch)
     if rows:
         _store_samples(conn, rows, outcome)
+    connectivity.record(conn, [e for d in batch for e in d.events])
     rejects = [r for d in batch for r in d.rejects]
     outcome.dead_letter_ids = deadletters.file(conn, rejects)
     outcome.dead_lettered = sum(r.weight for r in rejects)

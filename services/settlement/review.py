@@ -14,6 +14,7 @@ and what the decisions taken since the previous review changed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,8 @@ from schemas.periods import Quarter
 from schemas.statement import StatementBody
 from schemas.vocabulary import DOWNTIME_CAUSES, LINE_KINDS, MISSING
 from services import decisions
-from services.settlement import actions, contracts, loop, promise
+from services.settlement import actions, connectivity, contracts, loop, promise
+from services.settlement.connectivity import MissingSplit, unexplained
 from services.settlement.proposals import repository as proposals_repo
 from services.settlement.proposals.history import SettledPeriod, settled_periods
 from services.settlement.proposals.registry import PROVIDER_ONLY_KINDS, deciding_parties
@@ -71,17 +73,27 @@ def downtime_by_cause(body: StatementBody, terms: ContractTerms) -> dict[str, De
     return out
 
 
-def completeness(body: StatementBody) -> dict[str, Any]:
-    """The share of period minutes each device (and the fleet) reported."""
+def completeness(
+    body: StatementBody, missing: Mapping[str, MissingSplit] | None = None
+) -> dict[str, Any]:
+    """The share of period minutes each device (and the fleet) reported.
+
+    ``missing`` splits each device's unreported minutes by connection state
+    (``services.settlement.connectivity``): offline, silent while connected,
+    unknown; without it every missing minute is unknown.
+    """
+    known = missing or {}
     with decimal_context():
-        devices = [
-            {
-                "device_id": d.device_id,
-                "share": json_number(round_kpi(min(d.reported_min, d.period_min) / d.period_min)),
-            }
-            for d in body.devices
-            if d.period_min > 0
-        ]
+        devices = []
+        fleet = MissingSplit()
+        for d in body.devices:
+            split = known.get(d.device_id) or unexplained(d.missing_min)
+            fleet += split
+            if d.period_min > 0:
+                part = round_kpi(min(d.reported_min, d.period_min) / d.period_min)
+                devices.append(
+                    {"device_id": d.device_id, "share": json_number(part)} | _split(split)
+                )
         reported = sum((min(d.reported_min, d.period_min) for d in body.devices), ZERO)
         minutes = sum((d.period_min for d in body.devices), ZERO)
         share = round_kpi(reported / minutes) if minutes > 0 else None
@@ -89,12 +101,25 @@ def completeness(body: StatementBody) -> dict[str, Any]:
         "share": None if share is None else json_number(share),
         "reported_min": json_number(round_kpi(reported)),
         "period_min": json_number(minutes),
+        **_split(fleet),
         "devices": devices,
     }
 
 
+def _split(split: MissingSplit) -> dict[str, Any]:
+    return {
+        "offline_minutes": json_number(round_kpi(split.offline_min)),
+        "silent_minutes": json_number(round_kpi(split.silent_min)),
+        "unknown_minutes": json_number(round_kpi(split.unknown_min)),
+    }
+
+
 def _month(
-    item: SettledPeriod, terms: ContractTerms, split: ValueSplit | None, provider: bool
+    item: SettledPeriod,
+    terms: ContractTerms,
+    split: ValueSplit | None,
+    provider: bool,
+    missing: Mapping[str, MissingSplit] | None = None,
 ) -> dict[str, Any]:
     body = item.body
     value = None
@@ -109,7 +134,7 @@ def _month(
         "targets": _targets(body),
         "money": _money(body),
         "downtime_min": {k: json_number(v) for k, v in downtime_by_cause(body, terms).items()},
-        "completeness": completeness(body),
+        "completeness": completeness(body, missing),
         "value": value,
         "warnings": body.warnings,
     }
@@ -154,7 +179,9 @@ def review(
         terms = contracts.get_version(conn, contract_id, item.contract_version).terms
         split = splits.get(str(period))
         show = split if terms.value_model is not None or provider else None
-        months.append(_month(item, terms, show, provider))
+        missing = {d.device_id: d.missing_min for d in item.body.devices}
+        gaps = connectivity.split_missing(conn, period, terms.timezone, missing)
+        months.append(_month(item, terms, show, provider, gaps))
     now = datetime.now(UTC)
     span = loop.quarter_span(conn, contract_id, quarter)
     open_rows = [

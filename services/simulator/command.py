@@ -21,12 +21,15 @@ from services.ingest import jsonx
 from services.settlement import contracts
 from services.simulator.faults import FaultInjector, Faults, Sent
 from services.simulator.generator import DeviceProfile, SimDevice, SimSample, fleet
+from services.simulator.sparkplug import SparkplugSink
 from services.simulator.transport import (
     MqttSink,
     backfill,
     progress_bar,
     publish_live,
 )
+
+SIM_EDGE_NODE = "viu-sim"  # the simulator's Sparkplug B edge node id
 
 # ---------------------------------------------------------------- registered devices
 
@@ -86,6 +89,7 @@ class Options:
     span_to: str | None = None
     batch: int = 5000
     progress: bool = True
+    format: str = "json"  # or "sparkplug": one Sparkplug B edge node (SIM_EDGE_NODE)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -153,6 +157,8 @@ def options_from(args: argparse.Namespace) -> Options:
         raise Invalid("--devices must be at least 1")
     if not args.speedup > 0:
         raise Invalid("--speedup must be above 0")
+    if getattr(args, "format", "json") == "sparkplug" and args.backfill:
+        raise Invalid("--format sparkplug is for live runs (a backfill writes to the database)")
     if args.backfill and not (args.span_from and args.span_to):
         raise Invalid("--backfill needs --from and --to (e.g. --from 2026-05 --to 2026-10)")
     if not 1 <= args.batch <= 10_000:
@@ -174,6 +180,7 @@ def options_from(args: argparse.Namespace) -> Options:
         span_to=args.span_to,
         batch=int(args.batch),
         progress=not args.quiet,
+        format=getattr(args, "format", "json"),
     )
 
 
@@ -262,26 +269,34 @@ def _live(
         or remembered_broker(settings.data_dir)
         or f"mqtt://127.0.0.1:{settings.embedded_mqtt_port}"
     )
-    sink = MqttSink(url, settings)
+    sink: MqttSink | SparkplugSink
+    if opts.format == "sparkplug":
+        group = settings.sparkplug_group if settings.sparkplug_group not in ("", "+") else "viu"
+        sink = SparkplugSink(url, settings, group, SIM_EDGE_NODE)
+        mqtt = sink.mqtt
+        topic: Callable[[str], str] = lambda d: d  # noqa: E731 (the sink names the topic)
+    else:
+        sink = mqtt = MqttSink(url, settings)
+        prefix = settings.mqtt_topic_prefix
+        topic = lambda d: f"{prefix}/{d}/telemetry"  # noqa: E731
     sink.connect()
     injector = FaultInjector(opts.faults, opts.seed, avoid)
-    prefix = settings.mqtt_topic_prefix
     try:
         interrupted = publish_live(
             sink,
             fleet(chosen, lambda _: (start, end), seed=opts.seed, interval_s=opts.interval_s),
             injector,
-            topic=lambda d: f"{prefix}/{d}/telemetry",
+            topic=topic,
             start=int(start.timestamp()),
             speedup=opts.speedup,
         )
     finally:
         sink.close()
-    print_summary(chosen, start, end, opts, injector.sent, sink, say)
+    print_summary(chosen, start, end, opts, injector.sent, mqtt, say)
     if interrupted:
         say("interrupted: the counts above are what was sent before Ctrl-C")
         return 130
-    return 0 if sink.in_flight == 0 and sink.refused == 0 else 1
+    return 0 if mqtt.in_flight == 0 and mqtt.refused == 0 else 1
 
 
 def print_summary(

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -29,8 +29,15 @@ from services.simulator.generator import SimSample
 class MqttSink:
     """Publishes at QoS 1 and counts PUBACKs: what the broker took responsibility for."""
 
-    def __init__(self, url: str, settings: Settings, window: int = 500) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: Settings,
+        window: int = 500,
+        will: tuple[str, bytes] | None = None,
+    ) -> None:
         where = broker.endpoint(url)
+        self.will = will  # (topic, payload) the broker publishes if the connection drops
         self.url, self.host, self.port, self.where = url, where.host, where.port, where
         self.settings, self.window = settings, window
         self.published = self.acknowledged = self.refused = 0
@@ -43,6 +50,8 @@ class MqttSink:
             self.settings, self.url, f"viu-sim-{uuid.uuid4().hex[:8]}", protocol
         )
         client.max_inflight_messages_set(100)
+        if self.will is not None:
+            client.will_set(*self.will, qos=1)
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         return client
@@ -107,8 +116,15 @@ class MqttSink:
         self.client.loop_stop()
 
 
+class Sink(Protocol):
+    """Where live samples go: ``MqttSink`` (viu's JSON) or a Sparkplug B edge node."""
+
+    def send(self, topic: str, payload: bytes) -> None: ...
+    def drain(self, timeout: float = 60.0) -> None: ...
+
+
 def publish_live(
-    sink: MqttSink,
+    sink: Sink,
     stream: Iterable[SimSample],
     injector: FaultInjector,
     *,

@@ -154,7 +154,7 @@ def test_an_unexpected_error_dead_letters_only_that_payload(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The bulkhead: whatever a validator raises, one payload becomes one dead letter."""
-    import services.ingest.decode as decoding
+    import services.ingest.formats.json as decoding
 
     real = decoding._sample
 

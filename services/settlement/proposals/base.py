@@ -15,6 +15,7 @@ from typing import Any
 from schemas.contract import ContractTerms
 from schemas.periods import Period
 from schemas.vocabulary import Party, Remedy, Visibility
+from services.settlement.connectivity import MissingSplit
 from services.settlement.proposals.history import SettledPeriod
 from services.settlement.proposals.settings import DetectorSettings
 from services.settlement.value import ValueSplit
@@ -39,6 +40,8 @@ class Facts:
     cfg: DetectorSettings
     splits: Sequence[ValueSplit] = ()
     versions: Mapping[int, ContractTerms] = field(default_factory=dict)
+    # (period, device_id) → its missing minutes split by connection state (offline/silent/unknown)
+    missing: Mapping[tuple[str, str], MissingSplit] = field(default_factory=dict)
 
     def terms_of(self, item: SettledPeriod) -> ContractTerms:
         """The terms ``item`` was settled under."""

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from schemas.periods import Period, period_of
-from services.settlement import actions, contracts
+from services.settlement import actions, connectivity, contracts
 from services.settlement.contracts import Version
 from services.settlement.proposals import repository as repo
 from services.settlement.proposals import settings as detector_settings
@@ -59,7 +59,9 @@ def facts(conn: Connection, latest: Version, now: datetime) -> Facts:
     versions = {n: contracts.get_version(conn, latest.contract_id, n).terms for n in numbers}
     versions[latest.version] = latest.terms
     splits = splits_for(conn, latest.contract_id, past) if latest.terms.value_model else []
-    return Facts(past, latest.terms, cfg, splits, versions)
+    tz = {n: terms.timezone for n, terms in versions.items()}
+    missing = connectivity.for_periods(conn, past, tz)
+    return Facts(past, latest.terms, cfg, splits, versions, missing)
 
 
 def detect(conn: Connection, contract_id: str, now: datetime | None = None) -> Detection:

@@ -1,5 +1,13 @@
 """``data_gaps``: some device's missing minutes exceeded ``data_gap_share`` (2 %) of a
-period of the window — money then depends on the telemetry link, not the equipment."""
+period of the window — money then depends on the telemetry link, not the equipment.
+
+The evidence splits each device's missing minutes by connection state
+(``services.settlement.connectivity``): ``offline_min`` (between a Sparkplug
+death and the next birth), ``silent_min`` (connected, yet nothing arrived)
+and ``unknown_min`` (no connection state), and says which dominated
+(``mostly``). These keys appear for devices with connection state; without
+any, every missing minute is unknown and the evidence is as before. The
+rationale names the cause when connection state explains the gap."""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from typing import Any
 
 from schemas.contract import ContractTerms
 from schemas.money import decimal_context, round_kpi
+from services.settlement.connectivity import MissingSplit, unexplained
 from services.settlement.proposals.base import (
     ActionSpec,
     Facts,
@@ -38,15 +47,23 @@ def detect(facts: Facts) -> list[Finding]:
             for d in item.body.devices:
                 share = d.missing_min / d.period_min if d.period_min > 0 else ZERO
                 if share > facts.cfg.data_gap_share:
-                    evidence.append(
-                        {
-                            "period": str(item.period),
-                            "device_id": d.device_id,
-                            "missing_min": num(d.missing_min),
-                            "period_min": num(d.period_min),
-                            "share": num(round_kpi(share)),
+                    gap = facts.missing.get((str(item.period), d.device_id))
+                    gap = gap or unexplained(d.missing_min)
+                    entry = {
+                        "period": str(item.period),
+                        "device_id": d.device_id,
+                        "missing_min": num(d.missing_min),
+                        "period_min": num(d.period_min),
+                        "share": num(round_kpi(share)),
+                    }
+                    if gap.known:  # a device with connection state (Sparkplug B)
+                        entry |= {
+                            "offline_min": num(gap.offline_min),
+                            "silent_min": num(gap.silent_min),
+                            "unknown_min": num(gap.unknown_min),
+                            "mostly": gap.mostly,
                         }
-                    )
+                    evidence.append(entry)
     if not evidence:
         return []
     periods = tuple(i.period for i in window)
@@ -61,7 +78,7 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
         f"Device(s) {', '.join(devices)} reported no data for up to {worst:.2%} of a period. "
         f"Under missing_data {terms.missing_data} money then depends on the telemetry link "
         "rather than on the equipment, and the statements lose both parties' trust."
-    )
+    ) + _causes(finding)
     if terms.missing_data == "excused":
         action = ActionSpec(
             f"restore the telemetry of {', '.join(devices)}", "provider", None, tuple(devices)
@@ -78,6 +95,35 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
         "the devices' telemetry is restored; the impact shows how much money the gaps moved.",
         change="unreported minutes excused (missing_data: excused)",
         unchanged_because="the gaps fell in minutes that cost no penalty either way",
+    )
+
+
+WHY = {
+    "offline": "offline (between a Sparkplug death and the next birth: link or gateway down)",
+    "silent": "silent while connected (births say online, yet no data arrived)",
+}
+
+
+def _causes(finding: Finding) -> str:
+    """What connection state says about the gaps, when it says anything."""
+
+    def total(key: str) -> Decimal:
+        return sum(
+            (
+                Decimal(str(e.get(key, e["missing_min"] if key == "unknown_min" else 0)))
+                for e in finding.evidence
+            ),
+            ZERO,
+        )
+
+    offline, silent, unknown = total("offline_min"), total("silent_min"), total("unknown_min")
+    if offline == silent == ZERO:
+        return ""
+    mostly = MissingSplit(offline, silent, unknown).mostly
+    lead = f" Mostly {WHY[mostly]}." if mostly in WHY else ""
+    return (
+        f"{lead} Missing minutes: {offline} offline, {silent} silent while connected, "
+        f"{unknown} without connection state."
     )
 
 

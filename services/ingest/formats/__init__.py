@@ -1,0 +1,39 @@
+"""Payload formats: the seam between what arrives on a topic and the samples viu stores.
+
+A format (``base.Format``) names the MQTT topic filters it subscribes to
+and turns one message into samples, rejects (dead letters with a reason)
+and, for a format with connection state, state events and commands. The
+ingester subscribes to every format's topics; a message goes to the first
+format that accepts its topic, and viu's JSON takes the rest (HTTP too).
+
+Adding a format: a module with an object satisfying ``base.Format``, listed
+in ``FORMATS`` before JSON, and its tests in ``tests/ingest``.
+"""
+
+from __future__ import annotations
+
+from services.config import Settings
+from services.ingest.formats.base import Decoded, Format, Message
+from services.ingest.formats.json import JSON
+from services.ingest.formats.sparkplug import SPARKPLUG
+
+FORMATS: tuple[Format, ...] = (SPARKPLUG, JSON)  # JSON last: it takes whatever is left
+
+
+def format_of(topic: str) -> Format:
+    return next(f for f in FORMATS if f.accepts(topic))
+
+
+def decode(message: Message, *, live: bool = True) -> Decoded:
+    """Samples and rejects of one message, by the format of its topic; never raises."""
+    return format_of(message.topic).decode(message, live=live)
+
+
+def weight(message: Message) -> int:
+    """A cheap upper-bound guess of the samples in a message (for the buffer's bound)."""
+    return format_of(message.topic).weight(message.payload)
+
+
+def topic_filters(settings: Settings) -> list[str]:
+    """Every format's topic filters, without a shared-subscription prefix."""
+    return [t for f in FORMATS for t in f.topics(settings)]

@@ -1,0 +1,89 @@
+"""The Sparkplug B format without a broker: sequence wrap, values, retries, replay."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from services.ingest.formats import decode, format_of, sparkplug
+from services.ingest.formats.base import Message
+from services.ingest.formats.sparkplug_b_pb2 import DataType, Payload
+from services.simulator.sparkplug import EdgeNode
+from tests.ingest.conftest import sample
+
+
+def node_and_inbox(group: str = "gd") -> tuple[EdgeNode, list[Message]]:
+    inbox: list[Message] = []
+    node = EdgeNode(lambda t, raw: inbox.append(Message(t, raw, datetime.now(UTC))), group, "n1")
+    return node, inbox
+
+
+def test_sequence_numbers_wrap_at_255_without_a_rebirth_request() -> None:
+    node, inbox = node_and_inbox("wrap")
+    node.nbirth()
+    node.dbirth("d1")
+    for i in range(300):
+        node.ddata("d1", sample(i * 5))
+    decoded = [decode(m) for m in inbox]
+    assert not any(d.commands or d.rejects for d in decoded)
+    assert sum(len(d.samples) for d in decoded) == 300
+    assert [e.kind for d in decoded for e in d.events] == ["NBIRTH", "DBIRTH"]
+
+
+def test_a_retried_decode_gives_the_same_result_and_no_second_gap() -> None:
+    node, inbox = node_and_inbox("retry")
+    node.nbirth()
+    node.dbirth("d1")
+    node.ddata("d1", sample(0), seq=9)  # a gap
+    results = [decode(m) for m in inbox]
+    again = decode(inbox[-1])
+    assert len(results[-1].commands) == len(again.commands) == 1
+    assert again.events == results[-1].events and again.samples == results[-1].samples
+
+
+def test_metric_types_map_exactly() -> None:
+    node, inbox = node_and_inbox("types")
+    node.nbirth()
+    node.dbirth("d1")
+    raw = Payload(timestamp=1_790_000_000_000, seq=node.next_seq())
+    for name, datatype, field, value in (
+        ("interval_s", DataType.Int32, "int_value", 300),
+        ("uptime_min", DataType.Float, "float_value", 4.1),
+        ("quality_min", DataType.Double, "double_value", 4.05),
+        ("throughput", DataType.UInt64, "long_value", 12),
+        ("downtime_cause", DataType.String, "string_value", "planned"),
+        ("temperature", DataType.Double, "double_value", 81.5),  # not a sample field: ignored
+    ):
+        raw.metrics.add(name=name, datatype=datatype, **{field: value})
+    inbox.append(
+        Message(
+            sparkplug.topic("types", "DDATA", "n1", "d1"),
+            raw.SerializeToString(),
+            datetime.now(UTC),
+        )
+    )
+    (s,) = [s for m in inbox for s in decode(m).samples]
+    assert (s.uptime_min, s.quality_min, s.throughput) == (Decimal("4.1"), Decimal("4.05"), 12)
+    assert s.downtime_cause == "planned" and s.ts == datetime(2026, 9, 21, 14, 13, 20, tzinfo=UTC)
+
+
+def test_replay_reads_with_the_known_aliases_and_changes_nothing() -> None:
+    node, inbox = node_and_inbox("replay")
+    node.nbirth()
+    node.dbirth("d1")
+    for m in inbox:
+        decode(m)
+    late = Message(
+        sparkplug.topic("replay", "DDATA", "n1", "d1"),
+        node.data_payload("d1", sample(0), seq=200),
+        datetime.now(UTC),
+    )
+    replayed = decode(late, live=False)
+    assert len(replayed.samples) == 1 and not replayed.commands and not replayed.events
+
+
+def test_topics_and_format_choice() -> None:
+    assert format_of("spBv1.0/g/DDATA/n/d").name == "sparkplug"
+    assert format_of("viu/d1/telemetry").name == "json"
+    bad = decode(Message("spBv1.0/g/DCMD/n/d", b"", datetime.now(UTC)))
+    assert bad.rejects[0].reason == "Sparkplug message type 'DCMD' is not ingested"
