@@ -84,6 +84,7 @@ def test_viu_services_run_real_viu_commands(services: dict[str, Any]) -> None:
     assert commands == {
         "migrate": ["db", "upgrade"],
         "ingest": ["ingest"],
+        "ingest-sparkplug": ["ingest"],
         "scheduler": ["settle"],
         "api": ["api"],
     }
@@ -102,7 +103,7 @@ def test_services_start_after_the_migration(services: dict[str, Any]) -> None:
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"]["timescaledb"]["condition"] == "service_healthy"
     assert "healthcheck" in services["timescaledb"]
-    for name in ("ingest", "scheduler", "api"):
+    for name in ("ingest", "ingest-sparkplug", "scheduler", "api"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         ), name
@@ -211,12 +212,12 @@ def test_stable_ids_override_gives_each_ingester_a_fixed_client_id(
     services: dict[str, Any],
 ) -> None:
     override = yaml.safe_load(STABLE_IDS.read_text())["services"]
-    assert override["ingest"]["deploy"]["replicas"] == 0
-    ingesters = {n: s for n, s in override.items() if n != "ingest"}
+    for replaced in ("ingest", "ingest-sparkplug"):
+        assert override[replaced]["deploy"]["replicas"] == 0
+    ingesters = {n: s for n, s in override.items() if n not in services}
     assert len(ingesters) >= 2
     ids = []
-    for name, service in ingesters.items():
-        assert name not in services, f"{name} would merge into a compose.yaml service"
+    for service in ingesters.values():
         assert build_parser().parse_args(service["command"]).components == ["ingest"]
         assert service["build"] == services["ingest"]["build"]
         assert service["depends_on"] == services["ingest"]["depends_on"]
@@ -224,6 +225,29 @@ def test_stable_ids_override_gives_each_ingester_a_fixed_client_id(
         assert load_settings(mqtt_client_id=client_id).mqtt_client_id == client_id
         ids.append(client_id)
     assert len(set(ids)) == len(ids)
+    assert set(override) == {"ingest", "ingest-sparkplug", *ingesters}
+    assert sparkplug_hosts(ingesters) == [("ingest-1", 1)]
+
+
+def sparkplug_hosts(ingesters: dict[str, Any]) -> list[tuple[str, int]]:
+    """(name, replicas) of each running ingester that takes Sparkplug B (.env's group)."""
+    assigned, _ = env_example()
+    assert assigned["VIU_SPARKPLUG_GROUP"], ".env.example should ingest Sparkplug B"
+    hosts = []
+    for name, service in ingesters.items():
+        replicas = int((service.get("deploy") or {}).get("replicas", 1))
+        group = (service.get("environment") or {}).get("VIU_SPARKPLUG_GROUP", "+")
+        if replicas and group:
+            hosts.append((name, replicas))
+    return hosts
+
+
+def test_one_ingester_is_the_sparkplug_host(services: dict[str, Any]) -> None:
+    # Sequence numbers and aliases need all of a node's messages on one
+    # ingester: a shared subscription over replicas would spread them.
+    ingesters = {n: s for n, s in services.items() if s.get("command") == ["ingest"]}
+    assert sparkplug_hosts(ingesters) == [("ingest-sparkplug", 1)]
+    assert services["ingest"]["deploy"]["replicas"] >= 2
 
 
 def run_entrypoint(tmp_path: Path, *args: str, client_id: str | None = None) -> str:
