@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
+from services.api.schemas.actions import ActionOut, OverdueActionOut
 from services.api.schemas.base import (
     DecimalText,
     JsonObject,
     Number,
     OpenOut,
+    Out,
     PeriodText,
     Timestamp,
 )
+from services.api.schemas.disputes import DisputeOut
+from services.api.schemas.proposals import ProposalOut
+from services.api.schemas.value import ValuePeriod
 
 
 class DeviceCompleteness(OpenOut):
@@ -44,8 +51,29 @@ class ReviewMonth(OpenOut):
     money: dict[str, DecimalText] | None = None
     downtime_min: dict[str, Number] | None = None
     completeness: Completeness | None = None
-    value: JsonObject | None = None
+    value: ValuePeriod | None = None
     warnings: list[str] | None = None
+
+
+class ReviewProposal(ProposalOut):
+    """An open proposal with the parties that have yet to decide it."""
+
+    awaiting: list[str]
+
+
+class PendingAnnotation(Out):
+    """An annotation waiting for the other party's approval."""
+
+    id: int
+    device_id: str
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    cause: str
+    note: str
+    author: str
+    party: str | None
+    awaiting: str
+    created_at: Timestamp
 
 
 class ReviewTotals(OpenOut):
@@ -64,11 +92,11 @@ class ReviewOut(OpenOut):
     generated_at: Timestamp
     months: list[ReviewMonth]
     totals: ReviewTotals
-    proposals: list[JsonObject]
+    proposals: list[ReviewProposal]
     promise: JsonObject | None
-    actions: list[JsonObject]
-    overdue_actions: list[JsonObject]
-    disputes: list[JsonObject]
-    pending_annotations: list[JsonObject]
+    actions: list[ActionOut]
+    overdue_actions: list[OverdueActionOut]
+    disputes: list[DisputeOut]
+    pending_annotations: list[PendingAnnotation]
     decisions: dict[str, list[JsonObject]]
     decided_proposals: list[JsonObject]
