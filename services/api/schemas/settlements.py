@@ -49,7 +49,9 @@ class EvaluationOut(Out):
     explanation: str
 
 
-class DeviceSummaryOut(Out):
+class DeviceSummaryOut(OpenOut):
+    """A device's quantities for the period (spec §3.1); connection-state minutes may follow."""
+
     device_id: str
     period_min: Number
     reported_min: Number
