@@ -197,10 +197,11 @@ def api(settings: Settings, db: Engine) -> Iterator[object]:
     from fastapi.testclient import TestClient
 
     from services.api.app import create_app
+    from tests.conformance import conforming
 
     app = create_app(settings, db)
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+        yield conforming(client, app)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from services.api.routes import telemetry as telemetry_routes
 from services.api.routes import tokens as tokens_routes
 from services.api.routes import users as users_routes
 from services.api.routes import value as value_routes
+from services.api.schemas.ops import Health, Readiness
 from services.api.templating import STATIC
 from services.config import Settings
 from services.db import ping
@@ -52,12 +53,17 @@ def create_app(
     app.state.settlement_slots = threading.BoundedSemaphore(settings.settlement_run_concurrency)
     problems.install(app)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health)
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=Readiness,
+        responses={503: {"description": "not ready", "model": Readiness}},
+    )
     def readyz() -> Any:
         """The database and the broker are reachable."""
         checks = {"database": ping(engine)}

@@ -17,6 +17,8 @@ from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath, RowIdPath
 from services.api.parties import contract_of, own_party
+from services.api.schemas.actions import ActionOut
+from services.api.schemas.base import returns
 from services.api.scoping import READ_ROLES, visible_contract
 from services.api.tokens import Principal
 from services.settlement import actions
@@ -26,7 +28,7 @@ Party_ = Annotated[Principal, Depends(require("admin", "provider", "customer"))]
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 
 
-@router.post("/contracts/{contract_id}/actions", status_code=201)
+@router.post("/contracts/{contract_id}/actions", status_code=201, **returns(ActionOut))
 def create_action(
     contract_id: ContractIdPath, body: ActionIn, conn: Conn, caller: Party_, audit: Audit
 ) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def create_action(
     return actions.as_json(conn, row)
 
 
-@router.get("/contracts/{contract_id}/actions")
+@router.get("/contracts/{contract_id}/actions", **returns(list[ActionOut]))
 def list_actions(
     contract_id: ContractIdPath,
     conn: Conn,
@@ -88,7 +90,7 @@ def _close(
     return actions.as_json(conn, closed)
 
 
-@router.post("/actions/{action_id}/complete")
+@router.post("/actions/{action_id}/complete", **returns(ActionOut))
 def complete(
     action_id: RowIdPath,
     conn: Conn,
@@ -100,7 +102,7 @@ def complete(
     return _close(conn, caller, audit, action_id, "done", body)
 
 
-@router.post("/actions/{action_id}/drop")
+@router.post("/actions/{action_id}/drop", **returns(ActionOut))
 def drop(
     action_id: RowIdPath,
     conn: Conn,

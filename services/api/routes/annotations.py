@@ -20,6 +20,8 @@ from services.api.decisions import DecisionIn, reason_of
 from services.api.deps import Conn, get_engine, require
 from services.api.params import RowIdPath
 from services.api.parties import acting, contract_of, own_party
+from services.api.schemas.annotations import AnnotationOut
+from services.api.schemas.base import returns
 from services.api.scoping import READ_ROLES, visible_contract, visible_device
 from services.api.tokens import Principal
 from services.errors import Invalid
@@ -32,7 +34,7 @@ Annotator = Annotated[Principal, Depends(require("admin", "provider", "customer"
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 
 
-@router.post("/annotations", status_code=201, response_class=ExactJSON)
+@router.post("/annotations", status_code=201, response_class=ExactJSON, **returns(AnnotationOut))
 def create_annotation(
     body: Annotation,
     engine: Annotated[Engine, Depends(get_engine)],
@@ -62,7 +64,7 @@ def create_annotation(
     return ExactJSON(pipeline.in_transaction(engine, work), status_code=201)
 
 
-@router.get("/annotations", response_class=ExactJSON)
+@router.get("/annotations", response_class=ExactJSON, **returns(list[AnnotationOut]))
 def list_annotations(
     conn: Conn,
     caller: Reader,
@@ -86,7 +88,9 @@ def _visible(conn: Conn, caller: Principal, annotation_id: int) -> Any:
     return row
 
 
-@router.post("/annotations/{annotation_id}/approve", response_class=ExactJSON)
+@router.post(
+    "/annotations/{annotation_id}/approve", response_class=ExactJSON, **returns(AnnotationOut)
+)
 def approve(
     annotation_id: RowIdPath,
     conn: Conn,
@@ -99,7 +103,9 @@ def approve(
     return _decide(conn, caller, audit, annotation_id, "approved", body)
 
 
-@router.post("/annotations/{annotation_id}/reject", response_class=ExactJSON)
+@router.post(
+    "/annotations/{annotation_id}/reject", response_class=ExactJSON, **returns(AnnotationOut)
+)
 def reject(
     annotation_id: RowIdPath,
     conn: Conn,

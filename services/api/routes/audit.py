@@ -8,13 +8,15 @@ from fastapi import APIRouter, Depends, Query
 
 from services import audit
 from services.api.deps import Conn, require
+from services.api.schemas.audit import AuditPage
+from services.api.schemas.base import returns
 from services.api.tokens import Principal
 
 router = APIRouter(tags=["audit"])
 Reader = Annotated[Principal, Depends(require("admin", "auditor"))]
 
 
-@router.get("/audit")
+@router.get("/audit", **returns(AuditPage))
 def list_audit(
     conn: Conn,
     _: Reader,

@@ -13,6 +13,14 @@ from schemas.contract import ID_PATTERN, ContractIn, ContractTerms
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn, require
 from services.api.params import ContractIdPath
+from services.api.repositories import contracts as listing
+from services.api.schemas.base import returns
+from services.api.schemas.contracts import (
+    ContractOut,
+    ContractPage,
+    ContractVersionOut,
+    KpiSeries,
+)
 from services.api.scoping import contract_filter, sees_contract, visible_contract
 from services.api.tokens import Principal
 from services.errors import Forbidden
@@ -42,7 +50,7 @@ def _with_history(v: Version, versions: list[Version]) -> dict[str, Any]:
     return body
 
 
-@router.post("/contracts", status_code=201)
+@router.post("/contracts", status_code=201, **returns(ContractOut))
 def create_contract(body: ContractIn, conn: Conn, caller: Writer, audit: Audit) -> dict[str, Any]:
     """Create a contract (version 1) and register its devices."""
     _may_write(caller, body.provider)
@@ -51,7 +59,7 @@ def create_contract(body: ContractIn, conn: Conn, caller: Writer, audit: Audit) 
     return _with_history(v, [v])
 
 
-@router.get("/contracts")
+@router.get("/contracts", **returns(ContractPage))
 def list_contracts(
     conn: Conn,
     caller: Caller,
@@ -59,17 +67,12 @@ def list_contracts(
     after: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Contracts the caller may see, ordered by id; page with ``after``."""
-    where = contract_filter(caller)
-    if after is not None:
-        from schemas.db import contracts
-
-        where = where & (contracts.c.contract_id > after)
-    ids = repo.contract_ids(conn, where)[: limit + 1]
+    ids = listing.page_ids(conn, contract_filter(caller), after, limit + 1)
     items = [repo.latest_version(conn, cid).as_json() for cid in ids[:limit]]
     return {"items": items, "next_after": ids[limit - 1] if len(ids) > limit else None}
 
 
-@router.get("/contracts/{contract_id}")
+@router.get("/contracts/{contract_id}", **returns(ContractOut))
 def get_contract(contract_id: ContractIdPath, conn: Conn, caller: Caller) -> dict[str, Any]:
     """The contract's latest version, with the list of all versions."""
     visible_contract(conn, caller, contract_id)
@@ -77,7 +80,7 @@ def get_contract(contract_id: ContractIdPath, conn: Conn, caller: Caller) -> dic
     return _with_history(versions[-1], versions)
 
 
-@router.post("/contracts/{contract_id}/versions", status_code=201)
+@router.post("/contracts/{contract_id}/versions", status_code=201, **returns(ContractVersionOut))
 def add_version(
     contract_id: ContractIdPath, body: ContractTerms, conn: Conn, caller: Writer, audit: Audit
 ) -> dict[str, Any]:
@@ -96,13 +99,13 @@ def add_version(
     return v.as_json()
 
 
-@router.get("/contracts/{contract_id}/versions")
+@router.get("/contracts/{contract_id}/versions", **returns(list[ContractVersionOut]))
 def list_versions(contract_id: ContractIdPath, conn: Conn, caller: Caller) -> list[dict[str, Any]]:
     visible_contract(conn, caller, contract_id)
     return [v.as_json() for v in repo.list_versions(conn, contract_id)]
 
 
-@router.get("/contracts/{contract_id}/kpis")
+@router.get("/contracts/{contract_id}/kpis", **returns(KpiSeries))
 def kpis(
     contract_id: ContractIdPath,
     conn: Conn,

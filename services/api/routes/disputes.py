@@ -20,6 +20,8 @@ from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath, RowIdPath
 from services.api.parties import acting, contract_of
+from services.api.schemas.base import returns
+from services.api.schemas.disputes import DisputeOut
 from services.api.scoping import READ_ROLES, visible_contract, visible_device
 from services.api.tokens import Principal
 from services.errors import Invalid
@@ -31,7 +33,7 @@ Party_ = Annotated[Principal, Depends(require("admin", "provider", "customer"))]
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 
 
-@router.post("/disputes", status_code=201)
+@router.post("/disputes", status_code=201, **returns(DisputeOut))
 def raise_dispute(body: DisputeIn, conn: Conn, caller: Party_, audit: Audit) -> dict[str, Any]:
     """Contest a draft statement's line (or the whole statement) or an annotation."""
     who = acting(conn, caller, body.contract_id, body.party)
@@ -53,7 +55,7 @@ def raise_dispute(body: DisputeIn, conn: Conn, caller: Party_, audit: Audit) -> 
     return disputes.as_json(row)
 
 
-@router.get("/contracts/{contract_id}/disputes")
+@router.get("/contracts/{contract_id}/disputes", **returns(list[DisputeOut]))
 def list_disputes(
     contract_id: ContractIdPath,
     conn: Conn,
@@ -65,7 +67,7 @@ def list_disputes(
     return [disputes.as_json(r) for r in disputes.listing(conn, contract_id, status=status)]
 
 
-@router.post("/disputes/{dispute_id}/resolve")
+@router.post("/disputes/{dispute_id}/resolve", **returns(DisputeOut))
 def resolve(
     dispute_id: RowIdPath, body: ResolveIn, conn: Conn, caller: Party_, audit: Audit
 ) -> dict[str, Any]:

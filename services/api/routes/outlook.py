@@ -13,6 +13,8 @@ from services.api.deps import Caller, Conn
 from services.api.params import ContractIdPath
 from services.api.problems import validation_errors
 from services.api.routes.value import PERIOD_PATTERN, period_range
+from services.api.schemas.base import returns
+from services.api.schemas.outlook import OutlookOut, SimulationOut
 from services.api.scoping import visible_contract
 from services.errors import Invalid
 from services.settlement import actions
@@ -22,7 +24,7 @@ from services.settlement.proposals.impact import simulate
 router = APIRouter(tags=["outlook"])
 
 
-@router.get("/contracts/{contract_id}/outlook")
+@router.get("/contracts/{contract_id}/outlook", **returns(OutlookOut))
 def outlook(
     contract_id: ContractIdPath,
     conn: Conn,
@@ -62,7 +64,7 @@ def _alternative(body: SimulateIn) -> ContractTerms:
         raise Invalid(detail, errors=errors) from None
 
 
-@router.post("/contracts/{contract_id}/simulate")
+@router.post("/contracts/{contract_id}/simulate", **returns(SimulationOut))
 def simulate_terms(
     contract_id: ContractIdPath, body: SimulateIn, conn: Conn, caller: Caller
 ) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from services.api.decisions import DecisionIn, reason_of
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath
 from services.api.parties import acting, own_party
+from services.api.schemas.base import returns
+from services.api.schemas.proposals import DetectOut, ProposalOut
 from services.api.scoping import READ_ROLES, is_provider_side, visible_contract
 from services.api.tokens import Principal
 from services.errors import NotFound
@@ -66,7 +68,7 @@ def _visible(conn: Conn, caller: Principal, proposal_id: int) -> Any:
     return row
 
 
-@router.get("/contracts/{contract_id}/proposals")
+@router.get("/contracts/{contract_id}/proposals", **returns(list[ProposalOut]))
 def list_proposals(
     contract_id: ContractIdPath,
     conn: Conn,
@@ -81,7 +83,7 @@ def list_proposals(
     )
 
 
-@router.post("/contracts/{contract_id}/proposals/detect")
+@router.post("/contracts/{contract_id}/proposals/detect", **returns(DetectOut))
 def detect(contract_id: ContractIdPath, conn: Conn, caller: Detector) -> dict[str, Any]:
     """Run the detectors now over the closed periods; returns what changed and the open list."""
     provider_side = _provider_side(conn, caller, contract_id)
@@ -93,14 +95,14 @@ def detect(contract_id: ContractIdPath, conn: Conn, caller: Detector) -> dict[st
     return {**changes, "open": proposals_json(conn, visible)}
 
 
-@router.get("/contracts/{contract_id}/proposals/settings")
+@router.get("/contracts/{contract_id}/proposals/settings", **returns(DetectorSettings))
 def get_settings(contract_id: ContractIdPath, conn: Conn, caller: Reader) -> dict[str, Any]:
     """The detector thresholds in force for the contract (the spec's defaults unless set)."""
     visible_contract(conn, caller, contract_id)
     return detector_settings.load(conn, contract_id).as_json()
 
 
-@router.put("/contracts/{contract_id}/proposals/settings")
+@router.put("/contracts/{contract_id}/proposals/settings", **returns(DetectorSettings))
 def put_settings(
     contract_id: ContractIdPath, body: DetectorSettings, conn: Conn, caller: Decider, audit: Audit
 ) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def proposals_json(conn: Conn, rows: list[Any]) -> list[dict[str, Any]]:
     return [{**repo.as_json(r), "decisions": decided[r.id]} for r in rows]
 
 
-@router.post("/contracts/{contract_id}/proposals/accept")
+@router.post("/contracts/{contract_id}/proposals/accept", **returns(list[ProposalOut]))
 def accept_together(
     contract_id: ContractIdPath, body: AcceptIn, conn: Conn, caller: Decider, audit: Audit
 ) -> list[dict[str, Any]]:
@@ -142,12 +144,12 @@ def accept_together(
     return [proposal_json(conn, r) for r in rows]
 
 
-@router.get("/proposals/{proposal_id}")
+@router.get("/proposals/{proposal_id}", **returns(ProposalOut))
 def get_proposal(proposal_id: ProposalId, conn: Conn, caller: Reader) -> dict[str, Any]:
     return proposal_json(conn, _visible(conn, caller, proposal_id))
 
 
-@router.post("/proposals/{proposal_id}/accept")
+@router.post("/proposals/{proposal_id}/accept", **returns(ProposalOut))
 def accept(
     proposal_id: ProposalId,
     conn: Conn,
@@ -166,7 +168,7 @@ def accept(
     return proposal_json(conn, accepted)
 
 
-@router.post("/proposals/{proposal_id}/reject")
+@router.post("/proposals/{proposal_id}/reject", **returns(ProposalOut))
 def reject(
     proposal_id: ProposalId,
     conn: Conn,

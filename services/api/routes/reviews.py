@@ -18,6 +18,8 @@ from services.api import charts, problems
 from services.api.deps import Caller, Conn
 from services.api.params import ContractIdPath, QuarterPath
 from services.api.render import review_html
+from services.api.schemas.base import returns
+from services.api.schemas.reviews import ReviewOut
 from services.api.scoping import is_provider_side, visible_contract
 from services.settlement.review import review
 
@@ -66,8 +68,8 @@ def promise_charts(pack: dict[str, Any]) -> list[str]:
 
 @router.get(
     "/contracts/{contract_id}/reviews/{quarter}",
-    response_model=None,
     responses=problems.alternative("text/html"),
+    **returns(ReviewOut),
 )
 def get_review(
     contract_id: ContractIdPath,

@@ -23,6 +23,8 @@ from services.api.audit import Audit
 from services.api.deps import Caller, Conn, get_engine, require
 from services.api.params import ContractIdPath, PeriodPath
 from services.api.render import statement_html
+from services.api.schemas.base import returns
+from services.api.schemas.settlements import RunOut, StatementList, StatementOut
 from services.api.scoping import contract_filter, sees_contract, visible_contract
 from services.api.tokens import Principal
 from services.errors import Busy, NotFound
@@ -111,10 +113,7 @@ def _reason(row: Any, changes: dict[str, Any] | None) -> str | None:
     return "; ".join(changes["summary"])
 
 
-@router.post(
-    "/settlements/run",
-    responses={429: problems.BUSY_RESPONSE},
-)
+@router.post("/settlements/run", responses={429: problems.BUSY_RESPONSE}, **returns(RunOut))
 def run(body: RunIn, caller: Runner, engine: EngineDep, request: Request) -> dict[str, Any]:
     """Settle a period now for one contract or all the caller may see.
 
@@ -157,7 +156,9 @@ def run_slot(request: Request) -> Iterator[None]:
 
 
 @router.get(
-    "/contracts/{contract_id}/statements/{period}", responses=problems.alternative("text/html")
+    "/contracts/{contract_id}/statements/{period}",
+    responses=problems.alternative("text/html"),
+    **returns(StatementOut),
 )
 def get_statement(
     contract_id: ContractIdPath,
@@ -186,7 +187,7 @@ class IssueIn(BaseModel):
     override_reason: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
-@router.post("/contracts/{contract_id}/statements/{period}/issue")
+@router.post("/contracts/{contract_id}/statements/{period}/issue", **returns(StatementOut))
 def issue(
     contract_id: ContractIdPath,
     period: PeriodPath,
@@ -245,7 +246,7 @@ CSV_COLUMNS = [
 """The statement's own fields, as in its JSON; ``adjusts`` is the adjusted statement's number."""
 
 
-@router.get("/settlements", responses=problems.alternative("text/csv"))
+@router.get("/settlements", responses=problems.alternative("text/csv"), **returns(StatementList))
 def list_settlements(
     period: PeriodText,
     conn: Conn,

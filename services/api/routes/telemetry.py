@@ -9,12 +9,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
-from schemas.db import contracts, devices, samples
 from services.api.audit import Audit
 from services.api.deps import Conn, get_engine, get_settings, require
 from services.api.params import RowIdPath
+from services.api.repositories import telemetry as stored
+from services.api.schemas.base import returns
+from services.api.schemas.telemetry import (
+    DeadLetterPage,
+    IngestOut,
+    IngestStats,
+    ReplayOut,
+    SamplePage,
+)
 from services.api.scoping import READ_ROLES, contract_filter, sees_all, visible_device
 from services.api.tokens import Principal
 from services.config import Settings
@@ -50,8 +58,10 @@ async def raw_body(request: Request, settings: SettingsDep) -> bytes:
 
 @router.post(
     "/telemetry/{device_id}",
+    response_class=ExactJSON,
+    **returns(IngestOut),
     responses={
-        202: {"description": "stored; some items dead-lettered"},
+        202: {"description": "stored; some items dead-lettered", "model": IngestOut},
         422: {"description": "nothing storable; all dead-lettered"},
     },
 )
@@ -90,7 +100,7 @@ def _ingest_response(outcome: Outcome) -> Any:
     return ExactJSON(body, status_code=202 if outcome.dead_lettered else 200)
 
 
-@router.get("/devices/{device_id}/samples", response_class=ExactJSON)
+@router.get("/devices/{device_id}/samples", response_class=ExactJSON, **returns(SamplePage))
 def list_samples(
     device_id: str,
     conn: Conn,
@@ -102,25 +112,27 @@ def list_samples(
 ) -> Any:
     """Stored samples in ``[from, to)`` by ``ts``; follow ``next_cursor`` for more."""
     visible_device(conn, caller, device_id)
-    stmt = select(samples).where(samples.c.device_id == device_id)
-    for value, name, op in ((from_, "from", "ge"), (to, "to", "lt"), (cursor, "cursor", "gt")):
-        bound = query_ts(value, name)
-        if bound is not None:
-            stmt = stmt.where(getattr(samples.c.ts, f"__{op}__")(bound))
-    found = [dict(r) for r in conn.execute(stmt.order_by(samples.c.ts).limit(limit + 1)).mappings()]
+    found = stored.samples_page(
+        conn,
+        device_id,
+        from_ts=query_ts(from_, "from"),
+        to_ts=query_ts(to, "to"),
+        after=query_ts(cursor, "cursor"),
+        limit=limit + 1,
+    )
     more = len(found) > limit
     items = [sample_out(r) for r in found[:limit]]
     next_cursor = items[-1]["ts"] if more else None
     return ExactJSON({"device_id": device_id, "items": items, "next_cursor": next_cursor})
 
 
-@router.get("/ingest/stats")
+@router.get("/ingest/stats", **returns(IngestStats))
 def ingest_stats(conn: Conn, _: Auditor) -> dict[str, Any]:
     """Counters since this process started and in total (persisted with the data)."""
     return stats.report(conn)
 
 
-@router.get("/dead-letters", response_class=ExactJSON)
+@router.get("/dead-letters", response_class=ExactJSON, **returns(DeadLetterPage))
 def list_dead_letters(
     conn: Conn,
     caller: DeadLetterReader,
@@ -140,15 +152,12 @@ def list_dead_letters(
 
 
 def _visible_devices(conn: Connection, caller: Principal) -> list[str]:
-    stmt = (
-        select(devices.c.device_id)
-        .join(contracts, contracts.c.contract_id == devices.c.contract_id)
-        .where(contract_filter(caller))
-    )
-    return list(conn.execute(stmt).scalars())
+    return stored.device_ids(conn, contract_filter(caller))
 
 
-@router.post("/dead-letters/{dead_letter_id}/replay", response_class=ExactJSON)
+@router.post(
+    "/dead-letters/{dead_letter_id}/replay", response_class=ExactJSON, **returns(ReplayOut)
+)
 def replay_dead_letter(
     dead_letter_id: RowIdPath,
     engine: EngineDep,

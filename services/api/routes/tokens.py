@@ -12,6 +12,8 @@ from services.api import tokens
 from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.params import RowIdPath
+from services.api.schemas.base import returns
+from services.api.schemas.tokens import TokenCreated, TokenOut
 from services.api.tokens import Principal, Role
 
 router = APIRouter(tags=["tokens"])
@@ -26,7 +28,7 @@ class TokenIn(BaseModel):
     expires_at: datetime | None = None
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, **returns(TokenCreated))
 def create(body: TokenIn, conn: Conn, _: Admin, audit: Audit) -> dict[str, Any]:
     token_id, plain = tokens.create_token(
         conn, body.role, body.party, label=body.label, expires_at=body.expires_at
@@ -35,7 +37,7 @@ def create(body: TokenIn, conn: Conn, _: Admin, audit: Audit) -> dict[str, Any]:
     return {"id": token_id, "token": plain, "role": body.role, "party": body.party}
 
 
-@router.get("/tokens")
+@router.get("/tokens", **returns(list[TokenOut]))
 def list_all(conn: Conn, _: Admin) -> list[dict[str, Any]]:
     return tokens.list_tokens(conn)
 

@@ -16,6 +16,8 @@ from schemas.periods import Period, period_of
 from services.api.audit import Audit
 from services.api.deps import Caller, Conn
 from services.api.params import ContractIdPath
+from services.api.schemas.base import returns
+from services.api.schemas.value import CostList, CostOut, ValueOut
 from services.api.scoping import is_provider_side, visible_contract
 from services.api.tokens import Principal
 from services.errors import Forbidden, Invalid
@@ -53,7 +55,7 @@ def _provider_only(conn: Conn, caller: Principal, contract_id: str) -> str:
     return provider
 
 
-@router.post("/contracts/{contract_id}/costs", status_code=201)
+@router.post("/contracts/{contract_id}/costs", status_code=201, **returns(CostOut))
 def post_cost(
     contract_id: ContractIdPath, body: CostIn, conn: Conn, caller: Caller, audit: Audit
 ) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def post_cost(
     return cost
 
 
-@router.get("/contracts/{contract_id}/costs")
+@router.get("/contracts/{contract_id}/costs", **returns(CostList))
 def get_costs(
     contract_id: ContractIdPath,
     conn: Conn,
@@ -89,7 +91,7 @@ def get_costs(
     return {"contract_id": contract_id, "items": [cost_json(r) for r in rows]}
 
 
-@router.get("/contracts/{contract_id}/value")
+@router.get("/contracts/{contract_id}/value", **returns(ValueOut))
 def get_value(
     contract_id: ContractIdPath,
     conn: Conn,

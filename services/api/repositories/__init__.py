@@ -1,0 +1,1 @@
+"""Queries the HTTP routes need that no domain module owns; route modules hold no SQL."""
