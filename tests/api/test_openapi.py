@@ -165,3 +165,15 @@ def test_the_sql_check_can_fail(tmp_path: Path) -> None:
     )
     (tmp_path / "clean.py").write_text("rows = repo.listing(conn)\n")
     assert [line.split(":")[0] for line in sql_in_routes(tmp_path)] == ["leaky.py", "leaky.py"]
+
+
+def test_a_closed_body_documents_no_other_key_yet_passes_one_through() -> None:
+    # The document (and so the suite's conformance check) refuses an unknown
+    # key; a running viu answers with it instead of a 500.
+    from services.api.schemas.base import Out
+
+    class Body(Out):
+        a: int
+
+    assert Body.model_json_schema()["additionalProperties"] is False
+    assert Body.model_validate({"a": 1, "b": 2}).model_dump() == {"a": 1, "b": 2}

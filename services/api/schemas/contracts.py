@@ -18,7 +18,7 @@ class VersionRef(Out):
 class ContractVersionOut(ContractTerms):
     """One version of a contract: its terms (spec §2) with who created it when."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
     contract_id: str
     provider: str
     customer: str
