@@ -1407,6 +1407,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tick-ms", type=float, default=5.0, help="paced publisher: one write per tick")
     p.add_argument("--stall-s", type=float, default=120.0)
     p.add_argument(
+        "--broker-autosave",
+        type=int,
+        default=1_000_000,
+        help="the private broker's autosave_interval in changes (viu ships 100)",
+    )
+    p.add_argument(
         "--phases", default="single,batch,latency,naive,copy", help="comma-separated subset"
     )
     p.add_argument("--env", action="append", default=[], help="VIU_X=value for the ingesters")
@@ -1438,9 +1444,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"database {args.database}: migrated, {args.devices} devices in {args.contracts} contracts")
     say(f"storage: {storage_text(storage_report(url))}")
 
-    from services.embedded import start_mosquitto
+    from services.embedded import AUTOSAVE_CHANGES, start_mosquitto
 
-    broker = start_mosquitto(work_dir, port=None)
+    broker = start_mosquitto(work_dir, port=None, autosave=args.broker_autosave)
+    if args.broker_autosave != AUTOSAVE_CHANGES:
+        say(
+            f"broker autosave every {args.broker_autosave:,} changes (viu ships "
+            f"{AUTOSAVE_CHANGES}: the whole queue is written that often, so pre-loading "
+            "200,000 messages crawls; docs/operations.md, Broker durability)"
+        )
     assert broker.process is not None
     conf = (work_dir / "mosquitto" / "mosquitto.conf").read_text()
     say(f"private mosquitto at {broker.url} (pid {broker.process.pid}), config:")
