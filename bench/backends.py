@@ -52,7 +52,13 @@ COPY_TYPES = (
     "timestamptz",
 )
 """Binary COPY types of the ``samples`` columns, in table order."""
-PARENT_OPTIONS = {"--backends": True, "--timescaledb-url": True, "--server": True, "--json": True}
+PARENT_OPTIONS = {
+    "--backends": True,
+    "--timescaledb-url": True,
+    "--server": True,
+    "--json": True,
+    "--plain-private": False,
+}
 
 
 def say(msg: str = "") -> None:
@@ -356,17 +362,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def private_timescaledb() -> Iterator[str]:
-    """A throwaway TimescaleDB cluster (free port, own directory); yields its server URL."""
+def private_cluster(preload: bool = True) -> Iterator[str]:
+    """A throwaway cluster (free port, own directory) of the TimescaleDB build; yields its
+    server URL. ``preload=False``: TimescaleDB installed but not preloaded, so viu falls
+    back to native partitions: plain PostgreSQL with the same binaries, settings and disk,
+    and a WAL of its own (the machine's server is shared with other users' tests)."""
     if not TOOL.is_file():
         raise SystemExit(f"{TOOL} not found: pass --timescaledb-url")
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="viu-bench-timescaledb-"))
-    say(f"starting a private TimescaleDB cluster: bash {TOOL} start {port} {work}")
+    flag = [] if preload else ["--no-preload"]
+    say(f"starting a private cluster: bash {TOOL} start {port} {work} {' '.join(flag)}")
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            ["bash", str(TOOL), "start", str(port), str(work)],
+            ["bash", str(TOOL), "start", str(port), str(work), *flag],
             capture_output=True,
             text=True,
             check=False,
@@ -375,12 +385,12 @@ def private_timescaledb() -> Iterator[str]:
         if done.returncode != 0 or not lines:
             raise SystemExit(f"timescaledb.sh start failed: {done.stderr.strip()[-2000:]}")
         url = lines[-1].strip()
-        say(f"private TimescaleDB at {url} ({time.perf_counter() - started:.1f} s to start)")
+        say(f"private cluster at {url} ({time.perf_counter() - started:.1f} s to start)")
         yield server_of(url)
     finally:
         subprocess.run(["bash", str(TOOL), "stop", str(work)], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
-        say(f"stopped the private TimescaleDB cluster in {work}")
+        say(f"stopped the private cluster in {work}")
 
 
 def add_options(p: Any, default_server: str) -> None:
@@ -397,6 +407,12 @@ def add_options(p: Any, default_server: str) -> None:
     )
     p.add_argument(
         "--server", default=default_server, help="PostgreSQL URL without a database (plain)"
+    )
+    p.add_argument(
+        "--plain-private",
+        action="store_true",
+        help="plain = a private cluster of the same build without TimescaleDB preloaded "
+        "(own WAL, same settings as the private TimescaleDB one) instead of --server",
     )
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
 
@@ -423,11 +439,7 @@ def run_backends(script: Path, argv: Sequence[str], args: Any, extract: Extract,
     out_dir = Path(tempfile.mkdtemp(prefix="viu-bench-backends-"))
     try:
         for backend in backends:
-            with (
-                private_timescaledb()
-                if backend == "timescaledb" and not args.timescaledb_url
-                else _given(args.server if backend == "plain" else args.timescaledb_url)
-            ) as server:
+            with backend_server(backend, args) as server:
                 info = server_info(server)
                 load_before = load_average()
                 say("")
@@ -480,5 +492,13 @@ def run_backends(script: Path, argv: Sequence[str], args: Any, extract: Extract,
 
 
 @contextmanager
-def _given(server: str) -> Iterator[str]:
-    yield server_of(server)
+def backend_server(backend: str, args: Any) -> Iterator[str]:
+    """The server URL (no database) a backend's run uses, started and stopped if private."""
+    if backend == "plain" and args.plain_private:
+        with private_cluster(preload=False) as url:
+            yield url
+    elif backend == "timescaledb" and not args.timescaledb_url:
+        with private_cluster() as url:
+            yield url
+    else:
+        yield server_of(args.server if backend == "plain" else args.timescaledb_url)
