@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,24 @@ def timed_copy(
             copy.write_row(r)
     conn.commit()
     return time.perf_counter() - started
+
+
+def copy_rates(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    repeats: int,
+) -> tuple[float, list[float]]:
+    """The median rows/s of ``repeats`` timed COPYs (a COPY lasts a second or two, so one
+    pass on a shared machine is noisy), and every pass's rows/s."""
+    rates = [len(rows) / timed_copy(conn, table, columns, types, rows) for _ in range(repeats)]
+    return statistics.median(rates), rates
+
+
+def rates_text(rates: Sequence[float]) -> str:
+    return " ".join(f"{r:,.0f}" for r in rates)
 
 
 def create_reference_table(conn: psycopg.Connection[Any], name: str) -> None:
@@ -413,6 +432,9 @@ def add_options(p: Any, default_server: str) -> None:
         action="store_true",
         help="plain = a private cluster of the same build without TimescaleDB preloaded "
         "(own WAL, same settings as the private TimescaleDB one) instead of --server",
+    )
+    p.add_argument(
+        "--copy-repeats", type=int, default=3, help="COPY reference passes (median reported)"
     )
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
 

@@ -394,7 +394,9 @@ def copy_samples(conn: psycopg.Connection[Any], devices: Sequence[DeviceSpec], s
     return rows
 
 
-def copy_reference(url: str, fleet: Sequence[ContractSpec], max_rows: int) -> dict[str, float]:
+def copy_reference(
+    url: str, fleet: Sequence[ContractSpec], max_rows: int, repeats: int
+) -> dict[str, Any]:
     """The backend's raw limit: binary COPY of the first ``max_rows`` 1-minute rows, generated
     into memory first, into a plain table with the samples primary key (and, on TimescaleDB,
     into a hypertable chunked like samples). Rows/s of each."""
@@ -404,15 +406,15 @@ def copy_reference(url: str, fleet: Sequence[ContractSpec], max_rows: int) -> di
         if len(rows) >= max_rows:
             break
     del rows[max_rows:]
-    out = {"rows": float(len(rows))}
+    out: dict[str, Any] = {"rows": float(len(rows))}
     with psycopg.connect(libpq_url(url)) as conn:
         bk.create_reference_table(conn, REF_TABLE)
-        out["copy_rows_per_s"] = len(rows) / bk.timed_copy(
-            conn, REF_TABLE, COPY_COLUMNS, bk.COPY_TYPES, rows
+        out["copy_rows_per_s"], out["copy_passes"] = bk.copy_rates(
+            conn, REF_TABLE, COPY_COLUMNS, bk.COPY_TYPES, rows, repeats
         )
         if bk.create_reference_hypertable(conn, REF_HYPER, REF_TABLE) is not None:
-            out["copy_hypertable_rows_per_s"] = len(rows) / bk.timed_copy(
-                conn, REF_HYPER, COPY_COLUMNS, bk.COPY_TYPES, rows
+            out["copy_hypertable_rows_per_s"], out["copy_hypertable_passes"] = bk.copy_rates(
+                conn, REF_HYPER, COPY_COLUMNS, bk.COPY_TYPES, rows, repeats
             )
         for table in (REF_TABLE, REF_HYPER):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
@@ -712,7 +714,7 @@ class Results:
 
     lines: list[tuple[str, str]] = field(default_factory=list)
     run_totals: list[float] = field(default_factory=list)
-    figures: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
     """Rates for the both-backends table (see ``settlement_figures``)."""
 
     def add(self, label: str, value: str) -> None:
@@ -727,13 +729,20 @@ def full_fleet(
     period = args.period
     dev0 = fleet[0].devices[0]
     res.add("generator alone (1 device, 1-min)", f"{generator_rate(dev0, 60):,.0f} rows/s")
-    ref = copy_reference(url, fleet, args.copy_ref_rows)
+    ref = copy_reference(url, fleet, args.copy_ref_rows, args.copy_repeats)
     res.figures |= ref
     hyper = ref.get("copy_hypertable_rows_per_s")
     res.add(
         "ref: raw binary COPY from memory",
-        f"{ref['rows']:,.0f} rows: {ref['copy_rows_per_s']:,.0f} rows/s into a plain table"
-        + (f", {hyper:,.0f} rows/s into a hypertable" if hyper else ""),
+        f"{ref['rows']:,.0f} rows, median of {args.copy_repeats}: "
+        f"{ref['copy_rows_per_s']:,.0f} rows/s into a plain table "
+        f"(passes {bk.rates_text(ref['copy_passes'])})"
+        + (
+            f", {hyper:,.0f} rows/s into a hypertable "
+            f"(passes {bk.rates_text(ref['copy_hypertable_passes'])})"
+            if hyper
+            else ""
+        ),
     )
     rows, seconds = load_samples(url, fleet, 60)
     res.figures |= {"samples": rows, "load_rows_per_s": rows / seconds}
