@@ -70,6 +70,18 @@ if str(REPO) not in sys.path:
 
 import paho.mqtt.client as paho  # noqa: E402
 import psycopg  # noqa: E402
+from backends import (  # noqa: E402
+    COPY_TYPES,
+    Figure,
+    add_options,
+    copy_rates,
+    create_reference_hypertable,
+    create_reference_table,
+    rates_text,
+    run_backends,
+    storage_report,
+    storage_text,
+)
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
@@ -91,6 +103,7 @@ TARGETS = {
     "rss_mb": 300,
 }
 REF_TABLE = "bench_ref_samples"
+REF_HYPER = "bench_ref_hypertable"
 SAMPLE_COLUMNS = tuple(c.name for c in samples_table.columns)
 
 
@@ -658,10 +671,7 @@ def setup_schema(url: str, devices: int, contracts: int) -> None:
     finally:
         engine.dispose()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            f"CREATE TABLE {REF_TABLE} (LIKE samples INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-        )
-        conn.execute(f"ALTER TABLE {REF_TABLE} ADD PRIMARY KEY (device_id, ts)")
+        create_reference_table(conn, REF_TABLE)
 
 
 COUNTERS = ("received", "stored", "duplicates", "corrections", "dead_lettered")
@@ -732,6 +742,7 @@ class Bench:
     broker_pid: int
     work_dir: Path
     results: dict[str, Any] = field(default_factory=dict)
+    storage: dict[str, Any] = field(default_factory=dict)
 
     def env(self, prefix: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIU_")}
@@ -979,35 +990,15 @@ class Bench:
         rows = list(work.rows(received))
         out: dict[str, Any] = {"rows": len(rows)}
         cols = ", ".join(SAMPLE_COLUMNS)
-        types = (
-            "varchar",
-            "timestamptz",
-            "int4",
-            "numeric",
-            "numeric",
-            "numeric",
-            "varchar",
-            "int8",
-            "timestamptz",
-        )
         with psycopg.connect(self.url) as conn:
-            conn.execute(f"TRUNCATE {REF_TABLE}")
-            conn.commit()
-            started = time.perf_counter()
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY {REF_TABLE} ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.set_types(types)
-                for r in rows:
-                    copy.write_row(r)
-            conn.commit()
-            seconds = time.perf_counter() - started
-            out["copy_s"] = seconds
-            out["copy_rows_per_s"] = len(rows) / seconds
+            repeats = self.args.copy_repeats
+            rate, rates = copy_rates(conn, REF_TABLE, SAMPLE_COLUMNS, COPY_TYPES, rows, repeats)
+            out["copy_rows_per_s"] = rate
+            out["copy_passes"] = rates
             say(
                 f"[copy] binary COPY of {len(rows):,} rows from memory into a table with the "
-                f"samples primary key: {seconds:.1f} s = {out['copy_rows_per_s']:,.0f} rows/s"
+                f"samples primary key: median of {repeats} {rate:,.0f} rows/s "
+                f"(passes {rates_text(rates)})"
             )
             conn.execute(f"TRUNCATE {REF_TABLE}")
             conn.commit()
@@ -1021,7 +1012,7 @@ class Bench:
                     conn.cursor() as cur,
                     cur.copy(f"COPY _stage ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
                 ):
-                    copy.set_types(types)
+                    copy.set_types(COPY_TYPES)
                     for r in rows[lo : lo + chunk]:
                         copy.write_row(r)
                 conn.execute(
@@ -1038,6 +1029,14 @@ class Bench:
                 f"{chunk:,} rows per transaction: {seconds:.1f} s = "
                 f"{out['staging_rows_per_s']:,.0f} rows/s"
             )
+            interval = create_reference_hypertable(conn, REF_HYPER, REF_TABLE)
+            if interval is not None:  # TimescaleDB: the same COPY into a hypertable
+                rate, rates = copy_rates(conn, REF_HYPER, SAMPLE_COLUMNS, COPY_TYPES, rows, repeats)
+                out["copy_hypertable_rows_per_s"] = rate
+                say(
+                    f"[copy] the same binary COPY into a hypertable ({interval} chunks): "
+                    f"median {rate:,.0f} rows/s (passes {rates_text(rates)})"
+                )
         return out
 
 
@@ -1312,6 +1311,20 @@ def summary(b: Bench, info: dict[str, str]) -> None:
                 "-",
             )
         )
+        if "copy_hypertable_rows_per_s" in c:
+            rows.append(
+                (
+                    "ref: binary COPY into a hypertable",
+                    f"{c['copy_hypertable_rows_per_s']:,.0f} rows/s",
+                    "-",
+                    "-",
+                )
+            )
+        for f in ingest_figures({"results": r}):
+            if f.value is not None and f.reference and not f.text:
+                rows.append(
+                    (f"ratio: {f.measure} / raw COPY", f"{f.value / f.reference:.3f}", "-", "-")
+                )
     widths = [
         max(len(row[i]) for row in [("measure", "result", "target", "verdict"), *rows])
         for i in range(4)
@@ -1320,8 +1333,54 @@ def summary(b: Bench, info: dict[str, str]) -> None:
         say("  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip())
     if b.args.json:
         Path(b.args.json).write_text(
-            json.dumps({"machine": info, "results": r}, indent=2, default=str)
+            json.dumps({"machine": info, "results": r, "storage": b.storage}, indent=2, default=str)
         )
+
+
+def ingest_figures(data: dict[str, Any]) -> list[Figure]:
+    """One run's figures for the both-backends table, each against its raw binary COPY."""
+    r = data["results"]
+    ref = r.get("copy", {}).get("copy_rows_per_s")
+    out = []
+    if "single" in r:
+        out.append(
+            Figure(
+                "single-sample messages, viu ingest (samples/s)", r["single"]["samples_per_s"], ref
+            )
+        )
+    if "batch" in r:
+        out.append(
+            Figure("100-sample messages, viu ingest (samples/s)", r["batch"]["samples_per_s"], ref)
+        )
+    if "latency" in r:
+        lat = r["latency"]
+        text = f"p50 {lat['p50_ms']:.1f} / p99 {lat['p99_ms']:.1f} ms"
+        out.append(Figure(f"publish→commit @ {lat['rate_target']:,.0f} msg/s", None, None, text))
+    if "naive" in r:
+        out.append(
+            Figure("ref: naive INSERT+commit per message (msg/s)", r["naive"]["msgs_per_s"], ref)
+        )
+    if "copy" in r:
+        c = r["copy"]
+        out.append(Figure("ref: COPY staging + ON CONFLICT (rows/s)", c["staging_rows_per_s"], ref))
+        if "copy_hypertable_rows_per_s" in c:
+            out.append(
+                Figure(
+                    "ref: binary COPY into a hypertable (rows/s)",
+                    c["copy_hypertable_rows_per_s"],
+                    ref,
+                )
+            )
+    checks = [r[ph]["check"] for ph in ("single", "batch", "latency") if ph in r]
+    if checks:
+        lost = sum(c["lost"] for c in checks)
+        dup = sum(c["duplicated"] for c in checks)
+        exact = "exact" if all(c["exact"] for c in checks) else "NOT exact"
+        out.append(Figure("lost / duplicated samples", None, None, f"{lost} / {dup} ({exact})"))
+    rss = [x for ph in ("single", "batch", "latency") if ph in r for x in r[ph]["rss"]]
+    if rss:
+        out.append(Figure("peak ingester RSS", None, None, f"{max(rss) / 2**20:.0f} MB"))
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -1331,7 +1390,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL URL without a database")
+    add_options(p, DEFAULT_SERVER)
     p.add_argument("--database", default="viu_bench_ingest")
     p.add_argument("--keep", action="store_true", help="keep the database and the work dir")
     p.add_argument("--devices", type=int, default=1000)
@@ -1351,11 +1410,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tick-ms", type=float, default=5.0, help="paced publisher: one write per tick")
     p.add_argument("--stall-s", type=float, default=120.0)
     p.add_argument(
+        "--broker-autosave",
+        type=int,
+        default=1_000_000,
+        help="the private broker's autosave_interval in changes (viu ships 100)",
+    )
+    p.add_argument(
         "--phases", default="single,batch,latency,naive,copy", help="comma-separated subset"
     )
     p.add_argument("--env", action="append", default=[], help="VIU_X=value for the ingesters")
     p.add_argument("--py-spy", metavar="DIR", help="record py-spy raw stacks of every ingester")
-    p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
     p.add_argument("--naive-worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -1365,6 +1429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.naive_worker:
         naive_worker(json.loads(args.naive_worker))
         return 0
+    if args.backends:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        return run_backends(Path(__file__).resolve(), argv, args, ingest_figures, "ingest")
     if not DB_NAME_RE.match(args.database):
         raise SystemExit("--database must start with viu_bench_ingest")
     if args.devices % args.contracts:
@@ -1378,10 +1445,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     recreate_database(args.server, args.database)
     setup_schema(url, args.devices, args.contracts)
     say(f"database {args.database}: migrated, {args.devices} devices in {args.contracts} contracts")
+    say(f"storage: {storage_text(storage_report(url))}")
 
-    from services.embedded import start_mosquitto
+    from services.embedded import AUTOSAVE_CHANGES, start_mosquitto
 
-    broker = start_mosquitto(work_dir, port=None)
+    broker = start_mosquitto(work_dir, port=None, autosave=args.broker_autosave)
+    if args.broker_autosave != AUTOSAVE_CHANGES:
+        say(
+            f"broker autosave every {args.broker_autosave:,} changes (viu ships "
+            f"{AUTOSAVE_CHANGES}: the whole queue is written that often, so pre-loading "
+            "200,000 messages crawls; docs/operations.md, Broker durability)"
+        )
     assert broker.process is not None
     conf = (work_dir / "mosquitto" / "mosquitto.conf").read_text()
     say(f"private mosquitto at {broker.url} (pid {broker.process.pid}), config:")
@@ -1410,6 +1484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if "copy" in phases:
             bench.results["copy"] = bench.copy_refs(Workload("single", "copy", n, args.messages))
+        bench.storage = storage_report(url)
+        say(f"storage after the run: {storage_text(bench.storage)}")
     finally:
         broker.stop()
         if not args.keep:

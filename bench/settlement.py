@@ -21,6 +21,7 @@ dropped again at the end unless ``--keep``. No other database name is accepted.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -37,8 +38,10 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache, partial
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
+import backends as bk
 import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, text
@@ -46,7 +49,7 @@ from sqlalchemy import Engine, text
 from schemas.contract import ContractIn, ContractTerms
 from schemas.db import samples as samples_table
 from schemas.periods import Period, period_bounds
-from schemas.timeseries import ensure_partitions
+from schemas.timeseries import PARTITIONED, ensure_partitions, samples_backend
 from services.config import load_settings
 from services.db import libpq_url, make_engine, upgrade
 from services.ingest.rollups import rebuild_rollups
@@ -77,17 +80,8 @@ multiplier): with a mean episode of ~73 minutes, availability lands between ~0.9
 GAP_RATE = 1 / 30000
 """Missing-data gaps (device offline, nothing sent), so missing_data policies matter."""
 COPY_COLUMNS = tuple(c.name for c in samples_table.columns)
-COPY_TYPES = (
-    "varchar",
-    "timestamptz",
-    "int4",
-    "numeric",
-    "numeric",
-    "numeric",
-    "varchar",
-    "int8",
-    "timestamptz",
-)
+REF_TABLE = "bench_ref_samples"
+REF_HYPER = "bench_ref_hypertable"
 RAW_USAGE_SQL = text(
     """
     SELECT device_id,
@@ -391,13 +385,41 @@ def copy_samples(conn: psycopg.Connection[Any], devices: Sequence[DeviceSpec], s
     )
     rows = 0
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.set_types(list(COPY_TYPES))
+        copy.set_types(list(bk.COPY_TYPES))
         for dev in devices:
             for row in device_rows(dev, step_s):
                 copy.write_row(row)
                 rows += 1
     conn.commit()
     return rows
+
+
+def copy_reference(
+    url: str, fleet: Sequence[ContractSpec], max_rows: int, repeats: int
+) -> dict[str, Any]:
+    """The backend's raw limit: binary COPY of the first ``max_rows`` 1-minute rows, generated
+    into memory first, into a plain table with the samples primary key (and, on TimescaleDB,
+    into a hypertable chunked like samples). Rows/s of each."""
+    rows: list[tuple[Any, ...]] = []
+    for dev in (d for spec in fleet for d in spec.devices):
+        rows.extend(device_rows(dev, 60))
+        if len(rows) >= max_rows:
+            break
+    del rows[max_rows:]
+    out: dict[str, Any] = {"rows": float(len(rows))}
+    with psycopg.connect(libpq_url(url)) as conn:
+        bk.create_reference_table(conn, REF_TABLE)
+        out["copy_rows_per_s"], out["copy_passes"] = bk.copy_rates(
+            conn, REF_TABLE, COPY_COLUMNS, bk.COPY_TYPES, rows, repeats
+        )
+        if bk.create_reference_hypertable(conn, REF_HYPER, REF_TABLE) is not None:
+            out["copy_hypertable_rows_per_s"], out["copy_hypertable_passes"] = bk.copy_rates(
+                conn, REF_HYPER, COPY_COLUMNS, bk.COPY_TYPES, rows, repeats
+            )
+        for table in (REF_TABLE, REF_HYPER):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.commit()
+    return out
 
 
 def load_samples(url: str, fleet: Sequence[ContractSpec], step_s: int) -> tuple[int, float]:
@@ -448,7 +470,8 @@ def migrate(url: str, period: Period) -> Engine:
     start, end = period_bounds(period, "UTC")
     day = timedelta(days=1)
     with engine.begin() as conn:  # every zone's month lies within a day of the UTC month
-        ensure_partitions(conn, [start - day, start, end + day])
+        if samples_backend(conn) == PARTITIONED:  # a hypertable makes its chunks itself
+            ensure_partitions(conn, [start - day, start, end + day])
     return engine
 
 
@@ -489,14 +512,21 @@ def vacuum_analyze(engine: Engine) -> float:
     return time.perf_counter() - started
 
 
+def samples_size_sql(conn: Any) -> str:
+    """SQL for the bytes of samples: every partition, or every chunk of the hypertable
+    (chunks are inheritance children, which ``pg_partition_tree`` does not list)."""
+    if samples_backend(conn) == PARTITIONED:
+        return "(SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('samples'))"
+    return "hypertable_size('samples')"
+
+
 def sizes(engine: Engine) -> str:
-    """Database, samples (all partitions) and rollups sizes, human-readable."""
+    """Database, samples (all partitions or chunks) and rollups sizes, human-readable."""
     with engine.connect() as conn:
         row = conn.execute(
             text(
                 "SELECT pg_size_pretty(pg_database_size(current_database())) AS db, "
-                "pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) "
-                "FROM pg_partition_tree('samples'))) AS samples, "
+                f"pg_size_pretty({samples_size_sql(conn)}) AS samples, "
                 "pg_size_pretty(pg_total_relation_size('rollups')) AS rollups"
             )
         ).one()
@@ -504,13 +534,9 @@ def sizes(engine: Engine) -> str:
 
 
 def samples_bytes(engine: Engine) -> int:
-    """On-disk bytes of samples (heap, TOAST, indexes of every partition)."""
+    """On-disk bytes of samples (heap, TOAST, indexes of every partition or chunk)."""
     with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('samples')")
-            ).scalar_one()
-        )
+        return int(conn.execute(text(f"SELECT {samples_size_sql(conn)}")).scalar_one())
 
 
 def proc_field(path: str, name: str) -> str:
@@ -688,6 +714,8 @@ class Results:
 
     lines: list[tuple[str, str]] = field(default_factory=list)
     run_totals: list[float] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    """Rates for the both-backends table (see ``settlement_figures``)."""
 
     def add(self, label: str, value: str) -> None:
         self.lines.append((label, value))
@@ -701,7 +729,23 @@ def full_fleet(
     period = args.period
     dev0 = fleet[0].devices[0]
     res.add("generator alone (1 device, 1-min)", f"{generator_rate(dev0, 60):,.0f} rows/s")
+    ref = copy_reference(url, fleet, args.copy_ref_rows, args.copy_repeats)
+    res.figures |= ref
+    hyper = ref.get("copy_hypertable_rows_per_s")
+    res.add(
+        "ref: raw binary COPY from memory",
+        f"{ref['rows']:,.0f} rows, median of {args.copy_repeats}: "
+        f"{ref['copy_rows_per_s']:,.0f} rows/s into a plain table "
+        f"(passes {bk.rates_text(ref['copy_passes'])})"
+        + (
+            f", {hyper:,.0f} rows/s into a hypertable "
+            f"(passes {bk.rates_text(ref['copy_hypertable_passes'])})"
+            if hyper
+            else ""
+        ),
+    )
     rows, seconds = load_samples(url, fleet, 60)
+    res.figures |= {"samples": rows, "load_rows_per_s": rows / seconds}
     res.add(
         "load 1-min samples (binary COPY)",
         f"{rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s",
@@ -709,6 +753,7 @@ def full_fleet(
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE samples"))
     rollup_rows, seconds = build_rollups(engine, fleet)
+    res.figures["rollup_samples_per_s"] = rows / seconds
     devices = sum(len(s.devices) for s in fleet)
     res.add(
         "build rollups (rebuild_rollups per device)",
@@ -725,12 +770,15 @@ def full_fleet(
             f"run_period #{run} ({len(ids)} contracts)",
             f"{timing_text(t)}; {t.outcomes}",
         )
+    res.figures["run_period_median_s"] = statistics.median(res.run_totals)
     t, computed = compute_from_rollups(engine, period, ids)
+    res.figures["compute_s"] = t.total
     res.add(
         "rollups: runs.compute, no store",
         timing_text(t),
     )
     raw_t, raw = settle_from_raw(engine, period, ids)
+    res.figures["raw_scan_s"] = raw_t.total
     res.add(
         "raw scan of samples + engine.settle (baseline)",
         timing_text(raw_t),
@@ -887,6 +935,45 @@ def print_summary(args: argparse.Namespace, res: Results) -> None:
     print(f"{'peak RSS of the benchmark process':<48} {peak:,.0f} MiB")
 
 
+def settlement_figures(data: dict[str, Any]) -> list[bk.Figure]:
+    """One run's figures for the both-backends table: 1-minute samples handled per second,
+    each against the raw binary COPY of that run (settling is a read, so its ratio says how
+    many times faster than one COPY of the same samples a month gets settled)."""
+    f = data["figures"]
+    ref = f.get("copy_rows_per_s")
+    n = f.get("samples", 0.0)
+
+    def per_s(seconds: float | None) -> float | None:
+        return n / seconds if seconds else None
+
+    out = [
+        bk.Figure(
+            "load 1-min samples, generator + COPY into samples (rows/s)",
+            f.get("load_rows_per_s"),
+            ref,
+        ),
+        bk.Figure("rebuild_rollups (samples/s)", f.get("rollup_samples_per_s"), ref),
+        bk.Figure(
+            "run_period, median of 3 (samples settled/s)", per_s(f.get("run_period_median_s")), ref
+        ),
+        bk.Figure("runs.compute from rollups (samples settled/s)", per_s(f.get("compute_s")), ref),
+        bk.Figure("raw-scan baseline (samples settled/s)", per_s(f.get("raw_scan_s")), ref),
+        bk.Figure(
+            "run_period, median of 3 (s)",
+            None,
+            None,
+            f"{f['run_period_median_s']:.2f} s" if "run_period_median_s" in f else "-",
+        ),
+    ]
+    if "copy_hypertable_rows_per_s" in f:
+        out.append(
+            bk.Figure(
+                "ref: binary COPY into a hypertable (rows/s)", f["copy_hypertable_rows_per_s"], ref
+            )
+        )
+    return out
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -901,8 +988,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw-repeats", type=int, default=3, help="raw-scan passes, resolution test")
     p.add_argument("--seed", type=int, default=20261001)
     p.add_argument(
-        "--server", default=DEFAULT_SERVER, help="PostgreSQL server URL, without database"
+        "--copy-ref-rows", type=int, default=300_000, help="rows of the raw COPY reference"
     )
+    bk.add_options(p, DEFAULT_SERVER)
     p.add_argument("--database", default="viu_bench_settlement")
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
     return p.parse_args(argv)
@@ -910,21 +998,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.backends:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        script = Path(__file__).resolve()
+        return bk.run_backends(script, argv, args, settlement_figures, "settlement")
     log(f"viu settlement benchmark: {' '.join(sys.argv[1:])}")
     url = recreate_database(args.server, args.database)
     res = Results()
     engine = migrate(url, args.period)
+    storage: dict[str, Any] = {}
     try:
         res.add("machine", machine(engine))
         res.add("code", code_version())
+        res.add("storage", bk.storage_text(bk.storage_report(libpq_url(url))))
         res.add("at start", load_average())
         fleet = build_fleet(args.devices, args.contracts, args.period, args.seed)
         create_contracts(engine, fleet)
         full_fleet(args, url, engine, fleet, res)
         if args.resolution_subset:
             resolution(args, url, engine, fleet, res)
+        storage = bk.storage_report(libpq_url(url))
+        res.add("storage at end", bk.storage_text(storage))
         res.add("at end", load_average())
         print_summary(args, res)
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps(
+                    {"figures": res.figures, "lines": res.lines, "storage": storage},
+                    indent=2,
+                    default=str,
+                )
+            )
     finally:
         engine.dispose()
         if not args.keep:
