@@ -128,8 +128,11 @@ def page(request: Request, name: str, *, status: int = 200, **context: Any) -> H
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
-def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
-    return page(request, "error.html", status=status, title=title, detail=detail)
+def error_page(
+    request: Request, status: int, title: str, detail: str, back: str | None = None
+) -> HTMLResponse:
+    """``back``: the page the person came from (else the contracts)."""
+    return page(request, "error.html", status=status, title=title, detail=detail, back=back)
 
 
 def back_to(path: str) -> RedirectResponse:
