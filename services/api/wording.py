@@ -158,10 +158,10 @@ def _moved(what: str, old: Any, new: Any, show: Callable[[Any], str]) -> list[st
 
 
 def _rule_change(
-    current: dict[str, Any], proposed: dict[str, Any], terms: ContractTerms
+    current: dict[str, Any], proposed: dict[str, Any], unit: str, cur: str
 ) -> list[str]:
     """The fields of one KPI rule that change, each as "what old → new"."""
-    kpi, unit, cur = str(proposed.get("kpi") or current.get("kpi")), terms.unit, terms.currency
+    kpi = str(proposed.get("kpi") or current.get("kpi"))
     name = kpi_name(kpi)
     value = partial(kpi_value, kpi, unit=unit)
     cash = partial(money, currency=cur)
@@ -191,15 +191,16 @@ def _listing(values: Any) -> str:
     return ", ".join(str(v) for v in values) if values else "none"
 
 
-def _scalar_change(term: str, current: Any, proposed: Any, terms: ContractTerms) -> str:
-    unit, cur = terms.unit, terms.currency
+def _scalar_change(p: dict[str, Any], unit: str, cur: str) -> str:
+    term, current, proposed = str(p.get("term")), p.get("current"), p.get("proposed")
     if term in CAP_WORDS:
         return (
             f"{CAP_WORDS[term].capitalize()} {percent(current, 0)} → {percent(proposed, 0)} "
             "of fixed fee + usage"
         )
     if term == "usage.minimum_commitment":
-        basis = terms.terms.usage.basis if terms.terms.usage else "throughput"
+        usage = ((p.get("proposed_terms") or {}).get("terms") or {}).get("usage") or {}
+        basis = usage.get("basis", "throughput")
         what = unit if basis == "throughput" else "h"
         return f"Minimum commitment {number(current)} {what} → {number(proposed)} {what} per month"
     if term == "fixed_fee":
@@ -220,7 +221,7 @@ def _scalar_change(term: str, current: Any, proposed: Any, terms: ContractTerms)
     return f"{term.replace('_', ' ').capitalize()} {current} → {proposed}"
 
 
-def term_change(p: dict[str, Any], terms: ContractTerms) -> list[str]:
+def term_change(p: dict[str, Any], unit: str, currency: str) -> list[str]:
     """What accepting a proposal changes, as sentences: "Availability target 95.0 % → 92.5 %
     from 2027-01"; for a corrective action, the work and who owes it."""
     if p.get("remedy") == "corrective_action":
@@ -229,9 +230,9 @@ def term_change(p: dict[str, Any], terms: ContractTerms) -> list[str]:
         return [f"Work for the {action.get('owner', 'provider')}: {action.get('title')}{devices}"]
     current, proposed = p.get("current"), p.get("proposed")
     if isinstance(current, dict) and isinstance(proposed, dict):
-        changes = _rule_change(current, proposed, terms)
+        changes = _rule_change(current, proposed, unit, currency)
     else:
-        changes = [_scalar_change(str(p.get("term")), current, proposed, terms)]
+        changes = [_scalar_change(p, unit, currency)]
     effective = (p.get("impact") or {}).get("effective_from")
     when = f" from {effective}" if effective else " from the next month"
     return [c + when for c in changes] or ["No term changes"]

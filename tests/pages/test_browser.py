@@ -4,6 +4,7 @@ statement, issues it. With VIU_WRITE_SCREENSHOTS=1 the pages are saved to docs/p
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -17,7 +18,7 @@ import uvicorn
 
 from services.api.app import create_app
 from tests.conftest import REPO
-from tests.pages.conftest import CUSTOMER, OWN, PASSWORD
+from tests.pages.conftest import CUSTOMER, OTHER, OWN, PASSWORD
 from tests.proposals.conftest import contract, settle_months, terms_of, write_rollups
 from tests.settlement.helpers import ok
 
@@ -33,6 +34,7 @@ LAUNCH_ARGS = [
     "--disable-sync",
 ]
 SHOTS = REPO / "docs" / "pages"
+SUMMER = ["2026-07", "2026-08", "2026-09"]
 
 
 def _free_port() -> int:
@@ -163,4 +165,96 @@ def test_a_finance_person_signs_in_opens_a_statement_and_issues_it(
     # the wrong password answered 401 on purpose; nothing else may fail
     assert errors == [
         "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
+
+
+@pytest.fixture
+def review_story(api: Any, admin: dict[str, str], db: Any, person: Any) -> dict[str, str]:
+    """A summer where no device met the availability target (a lower target is proposed),
+    another party's contract, and a provider and a customer person."""
+    for cid, provider, customer in (("ACME-CRUSH-01", OWN, CUSTOMER), ("THEIRS-1", OTHER, "Else")):
+        body = contract(
+            contract_id=cid,
+            provider=provider,
+            customer=customer,
+            devices=[f"{cid.lower()}-a", f"{cid.lower()}-b"],
+            timezone="Europe/Stockholm",
+        )
+        ok(api.post("/v1/contracts", json=body, headers=admin), 201)
+        for period, availability in zip(SUMMER, (0.93, 0.925, 0.935), strict=True):
+            per_device = {f"{cid.lower()}-b": {"availability": availability - 0.01}}
+            write_rollups(db, terms_of(body), period, per_device, availability=availability)
+        settle_months(api, admin, cid, SUMMER)
+    return {
+        "provider": person("provider", OWN, "Per Holm"),
+        "customer": person("customer", CUSTOMER, "Maria Lind"),
+    }
+
+
+def _sign_in(page: Any, server: str, email: str, path: str) -> None:
+    page.goto(f"{server}{path}")
+    assert "/login" in page.url
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server}{path}")
+
+
+def test_both_parties_decide_a_proposal_on_the_joint_review_page(
+    server: str, review_story: dict[str, str]
+) -> None:
+    review = "/contracts/ACME-CRUSH-01/reviews/2026-Q3"
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+
+        _sign_in(page, server, review_story["provider"], review)
+        seen_by_provider = page.locator(".kpi-value").all_inner_texts()
+        assert len(seen_by_provider) == 3 and all(t.endswith(" %") for t in seen_by_provider)
+        text = page.inner_text("main")
+        assert "Joint view" in text and "Cost to serve" not in text
+        assert re.search(r"Availability target 95\.0 % → 92\.5 % from \d{4}-\d\d", text)
+        assert "the customer would have paid the provider EUR" in text
+        proposal = page.locator("article.proposal").first.get_attribute("data-proposal")
+        _shot(page, "review")
+        page.goto(f"{server}{review}?view=provider")
+        assert "Cost to serve" in page.inner_text("main")
+        _shot(page, "review-provider")
+        page.goto(f"{server}{review}")
+        page.click(f"button[data-accept='{proposal}']")
+        page.wait_for_url("**decided=*")
+        expect(page.locator("p.notice")).to_contain_text("the provider accepted it")
+        expect(page.locator("p.notice")).to_contain_text("Awaiting the customer")
+        page.click("text=Sign out")
+        page.wait_for_url("**/login?signed_out=1")
+
+        _sign_in(page, server, review_story["customer"], review)
+        assert page.locator(".kpi-value").all_inner_texts() == seen_by_provider
+        assert "Cost to serve" not in page.inner_text("main")
+        page.click(f"button[data-accept='{proposal}']")
+        page.wait_for_url("**decided=*")
+        expect(page.locator("p.notice")).to_contain_text("contract version 2 carries it")
+        page.goto(f"{server}/contracts/ACME-CRUSH-01")
+        expect(page.locator("main")).to_contain_text(
+            f"accepted by both parties (proposals {proposal})"
+        )
+        page.goto(f"{server}/contracts/ACME-CRUSH-01/proposals")
+        _shot(page, "proposals")
+        page.goto(f"{server}/reviews")
+        _shot(page, "reviews")
+
+        page.goto(f"{server}{review}?view=provider")
+        assert "provider's own view" in page.inner_text("main").replace("’", "'")
+        page.goto(f"{server}/contracts/THEIRS-1/reviews/2026-Q3")
+        assert "no contract 'THEIRS-1'" in page.inner_text("main")
+        browser.close()
+    # the provider's view (403) and another party's review (404) are refused on purpose
+    assert errors == [
+        "Failed to load resource: the server responded with a status of 403 (Forbidden)",
+        "Failed to load resource: the server responded with a status of 404 (Not Found)",
     ]

@@ -69,7 +69,7 @@ def cards(
         out.append(
             {
                 **p,
-                "changes": term_change(p, terms),
+                "changes": term_change(p, terms.unit, terms.currency),
                 "awaiting": awaiting if p["status"] == "open" else [],
                 "can_decide": can,
                 "my_party": mine,

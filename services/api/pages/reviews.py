@@ -16,48 +16,18 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import Connection
 
 from schemas.periods import Period, Quarter
-from schemas.vocabulary import DOWNTIME_CAUSES, MISSING
 from services.api.pages.core import Me, PageConn, PageRoute, Viewer, page
 from services.api.pages.proposals import cards, notice
 from services.api.params import ContractIdPath, QuarterPath
+from services.api.render import review_context
 from services.api.routes.reviews import pack_charts
 from services.api.scoping import contract_filter, is_provider_side, visible_contract
-from services.api.wording import figure_value
 from services.errors import Forbidden
 from services.settlement import contracts, statements
 from services.settlement.review import review
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 View = Literal["joint", "provider", "customer"]
-LINE_NAMES = {
-    "fixed_fee": "Fixed fee",
-    "usage": "Usage",
-    "penalty": "Penalties",
-    "bonus": "Bonuses",
-    "penalty_cap": "Penalty cap",
-    "bonus_cap": "Bonus cap",
-    "gain_share": "Gain share",
-}
-OUTCOME = {
-    "penalty": "penalty charged",
-    "within_deadband": "below target, within the deadband",
-    "below_target": "below target",
-    "on_target": "on target",
-    "bonus": "bonus earned",
-    "undefined": "no data",
-}
-CAUSES = [(c, c.capitalize() + " downtime") for c in DOWNTIME_CAUSES] + [(MISSING, "No data")]
-VALUE_ROWS = [
-    ("value_to_customer", "Value to the customer"),
-    ("net", "Net paid"),
-    ("customer_gain", "Customer gain"),
-]
-PROVIDER_ROWS = [
-    ("cost", "Cost to serve"),
-    ("provider_margin", "Provider margin"),
-    ("provider_share", "Provider share of the value created"),
-    ("within_agreed", "Within the agreed split"),
-]
 
 
 def _allowed(me: Viewer, view: View, provider: str, customer: str) -> None:
@@ -97,35 +67,12 @@ def review_page(
     _allowed(me, view, provider, customer)
     q = Quarter.parse(quarter)
     pack = review(conn, contract_id, q, provider=view == "provider")
-    lines = [
-        k
-        for k in LINE_NAMES
-        if any(m.get("money") and m["money"][k] != "0.00" for m in pack["months"])
-    ]
-    months = pack["months"]
-    kpis = list(dict.fromkeys(t["kpi"] for m in months for t in m.get("targets", [])))
-    kpi_rows = [
-        (kpi, [next((t for t in m.get("targets", []) if t["kpi"] == kpi), None) for m in months])
-        for kpi in kpis
-    ]
     return page(
         request,
         "review.html",
-        kpi_rows=kpi_rows,
-        outcome=OUTCOME,
-        causes=CAUSES,
-        value_rows=VALUE_ROWS + (PROVIDER_ROWS if view == "provider" else []),
-        figure=figure_value,
-        actions=pack["actions"],
-        disputes=pack["disputes"],
-        pending=pack["pending_annotations"],
         nav="reviews",
-        pack=pack,
-        view=view,
+        **{**review_context(pack, pack_charts(pack)), "view": view},
         views=_views(me, provider, customer),
-        charts=pack_charts(pack),
-        settled=[m for m in pack["months"] if m["status"] != "not_settled"],
-        lines=[(k, LINE_NAMES[k]) for k in lines],
         proposals=cards(conn, me, contract_id, pack["proposals"]),
         back=str(request.url.path) + (f"?view={view}" if view != "joint" else ""),
         notice=notice(conn, me, request.query_params.get("decided")),
