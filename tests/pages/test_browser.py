@@ -220,8 +220,14 @@ def test_both_parties_decide_a_proposal_on_the_joint_review_page(
         assert "Joint view" in text and "Cost to serve" not in text
         assert re.search(r"Availability target 95\.0 % → 92\.5 % from \d{4}-\d\d", text)
         assert "the customer would have paid the provider EUR" in text
-        proposal = page.locator("article.proposal").first.get_attribute("data-proposal")
+        card = page.locator("article.proposal", has_text="Availability target")
+        proposal = card.get_attribute("data-proposal")
         _shot(page, "review")
+        page.emulate_media(media="print")  # printed: no bar, no view switch, no forms
+        for hidden_in_print in ("header.bar", "nav.views", ".decide"):
+            expect(page.locator(hidden_in_print).first).to_be_hidden()
+        expect(page.locator(".kpi-value").first).to_be_visible()
+        page.emulate_media(media="screen")
         page.goto(f"{server}{review}?view=provider")
         assert "Cost to serve" in page.inner_text("main")
         _shot(page, "review-provider")
