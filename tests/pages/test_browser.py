@@ -192,6 +192,16 @@ def review_story(api: Any, admin: dict[str, str], db: Any, person: Any) -> dict[
             per_device = {f"{cid.lower()}-b": {"availability": availability - 0.01}}
             write_rollups(db, terms_of(body), period, per_device, availability=availability)
         settle_months(api, admin, cid, SUMMER)
+    work = {
+        "title": "reline crusher b",
+        "owner": "provider",
+        "kpi": "availability",
+        "devices": ["acme-crush-01-b"],
+        "due": "2026-10-31",
+    }
+    ok(api.post("/v1/contracts/ACME-CRUSH-01/actions", json=work, headers=admin), 201)
+    disputed = {"contract_id": "ACME-CRUSH-01", "period": "2026-09", "reason": "the grid failed"}
+    ok(api.post("/v1/disputes", json={**disputed, "party": "customer"}, headers=admin), 201)
     return {
         "provider": person("provider", OWN, "Per Holm"),
         "customer": person("customer", CUSTOMER, "Maria Lind"),
@@ -251,6 +261,8 @@ def test_both_parties_decide_a_proposal_on_the_joint_review_page(
         )
         page.goto(f"{server}/contracts/ACME-CRUSH-01/proposals")
         _shot(page, "proposals")
+        page.goto(f"{server}/contracts/ACME-CRUSH-01/governance")
+        _shot(page, "governance")
         page.goto(f"{server}/reviews")
         _shot(page, "reviews")
 

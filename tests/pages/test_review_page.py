@@ -126,3 +126,23 @@ def test_proposals_governance_and_hub_pages_are_scoped(signed_in: Any, meeting: 
     assert browser.get("/contracts/RA-1/governance").status_code == 200
     for path in ("/contracts/THEIRS-1/proposals", "/contracts/THEIRS-1/governance"):
         assert browser.get(path).status_code == 404, path
+
+
+def test_an_admin_decides_for_a_named_party_and_finance_only_reads(
+    signed_in: Any, meeting: int
+) -> None:
+    finance = signed_in("finance", OWN)
+    page = finance.get(REVIEW).text
+    assert f"Accept proposal {meeting}" not in page and "Availability target" in page
+    refused = finance.post(f"/proposals/{meeting}/accept", data={"csrf": hidden(page, "csrf")})
+    assert refused.status_code == 403 and "decide proposals" in refused.text
+
+    admin = signed_in("admin")
+    page = admin.get(REVIEW).text
+    assert "for the provider" in page and "for the customer" in page
+    r = admin.post(
+        f"/proposals/{meeting}/accept",
+        data={"csrf": hidden(page, "csrf"), "back": REVIEW, "party": "customer"},
+    )
+    assert r.status_code == 200 and "the customer accepted it" in r.text
+    assert "for the customer" in r.text and "Awaiting the provider" in r.text
