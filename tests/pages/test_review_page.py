@@ -146,3 +146,28 @@ def test_an_admin_decides_for_a_named_party_and_finance_only_reads(
     )
     assert r.status_code == 200 and "the customer accepted it" in r.text
     assert "for the customer" in r.text and "Awaiting the provider" in r.text
+
+
+def test_the_other_party_approves_a_pending_annotation_on_the_governance_page(
+    signed_in: Any, meeting: int, api: Any, make_token: Any
+) -> None:
+    note = {
+        "device_id": "ra-1-a",
+        "from": "2026-08-03T00:00:00Z",
+        "to": "2026-08-03T06:00:00Z",
+        "cause": "external",
+        "note": "grid outage",
+    }
+    customer = {"Authorization": f"Bearer {make_token('customer', CUSTOMER)}"}
+    made = ok(api.post("/v1/annotations", json=note, headers=customer), 201)
+    assert made["status"] == "pending"
+    own = signed_in("customer", CUSTOMER).get("/contracts/RA-1/governance").text
+    assert "grid outage" in own and "data-approve" not in own  # its author never approves it
+    browser = signed_in("provider", OWN)
+    page = browser.get("/contracts/RA-1/governance").text
+    assert "grid outage" in page and f'data-approve="{made["id"]}"' in page
+    bare = browser.post(f"/annotations/{made['id']}/reject", data={"csrf": hidden(page, "csrf")})
+    assert bare.status_code == 422 and "Nothing was saved" in bare.text
+    r = browser.post(f"/annotations/{made['id']}/approve", data={"csrf": hidden(page, "csrf")})
+    assert r.status_code == 200 and "The annotation is approved" in r.text
+    assert "data-approve" not in r.text
