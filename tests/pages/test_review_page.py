@@ -171,3 +171,21 @@ def test_the_other_party_approves_a_pending_annotation_on_the_governance_page(
     r = browser.post(f"/annotations/{made['id']}/approve", data={"csrf": hidden(page, "csrf")})
     assert r.status_code == 200 and "The annotation is approved" in r.text
     assert "data-approve" not in r.text
+
+
+def test_a_party_disputes_a_draft_statement_from_its_page(signed_in: Any, meeting: int) -> None:
+    browser = signed_in("customer", CUSTOMER)
+    statement = "/contracts/RA-1/statements/2026-09"
+    page = browser.get(statement).text
+    assert "Raise a dispute" in page and 'value="penalty"' in page
+    action = statement + "/dispute"
+    bare = browser.post(action, data={"csrf": hidden(page, "csrf"), "line_kind": "penalty"})
+    assert bare.status_code == 422 and "Nothing was saved" in bare.text
+    r = browser.post(
+        action,
+        data={"csrf": hidden(page, "csrf"), "line_kind": "penalty", "reason": "grid outage"},
+    )
+    assert r.status_code == 200 and "Your dispute is recorded" in r.text
+    disputes = browser.get("/contracts/RA-1/governance").text
+    assert "grid outage" in disputes and "penalty line" in disputes
+    assert "Raise a dispute" not in signed_in("finance", OWN).get(statement).text
