@@ -226,8 +226,9 @@ def term_change(p: dict[str, Any], unit: str, currency: str) -> list[str]:
     from 2027-01"; for a corrective action, the work and who owes it."""
     if p.get("remedy") == "corrective_action":
         action = p.get("proposed") or {}
-        devices = f" (devices {', '.join(action['devices'])})" if action.get("devices") else ""
-        return [f"Work for the {action.get('owner', 'provider')}: {action.get('title')}{devices}"]
+        title, devices = str(action.get("title")), action.get("devices") or []
+        on = "" if all(d in title for d in devices) else f" (devices {', '.join(devices)})"
+        return [f"Work for the {action.get('owner', 'provider')}: {title}{on}"]
     current, proposed = p.get("current"), p.get("proposed")
     if isinstance(current, dict) and isinstance(proposed, dict):
         changes = _rule_change(current, proposed, unit, currency)
