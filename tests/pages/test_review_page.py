@@ -189,3 +189,22 @@ def test_a_party_disputes_a_draft_statement_from_its_page(signed_in: Any, meetin
     disputes = browser.get("/contracts/RA-1/governance").text
     assert "grid outage" in disputes and "penalty line" in disputes
     assert "Raise a dispute" not in signed_in("finance", OWN).get(statement).text
+
+
+def test_a_decision_posted_after_the_session_ended_returns_to_the_review_after_sign_in(
+    browser: Any, meeting: int
+) -> None:
+    r = browser.post(
+        f"/proposals/{meeting}/accept",
+        data={"csrf": "stale"},
+        headers={"referer": f"http://testserver{REVIEW}"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login?next=" + REVIEW
+    foreign = browser.post(
+        f"/proposals/{meeting}/accept",
+        headers={"referer": "https://evil.example/x"},
+        follow_redirects=False,
+    )
+    assert foreign.headers["location"] == "/login?next=/contracts"

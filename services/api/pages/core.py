@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -140,8 +140,19 @@ def back_to(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)
 
 
+def _came_from(request: Request) -> str:
+    """The page a form was posted from (same site only): after signing in again the person
+    returns there, not to a form address that only answers POST."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return "/contracts"
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
 def _to_login(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = _came_from(request)
     return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
 
 
