@@ -208,3 +208,28 @@ def test_a_decision_posted_after_the_session_ended_returns_to_the_review_after_s
         follow_redirects=False,
     )
     assert foreign.headers["location"] == "/login?next=/contracts"
+
+
+def test_proposals_agreed_together_are_accepted_in_one_form_into_one_version(
+    api: Any, admin: dict[str, str], db: Any, signed_in: Any
+) -> None:
+    body = contract(provider=OWN, customer=CUSTOMER, devices=["ra-a", "ra-b"])
+    ok(api.post("/v1/contracts", json=body, headers=admin), 201)
+    for period in SUMMER:
+        write_rollups(db, terms_of(body), period, availability=0.93)
+    settle_months(api, admin, "RA-1", SUMMER)
+    ids = sorted(p["id"] for p in ok(api.get("/v1/contracts/RA-1/proposals", headers=admin)))
+    assert len(ids) == 2  # the availability target and the minimum commitment
+    for role, party in (("provider", OWN), ("customer", CUSTOMER)):
+        browser = signed_in(role, party)
+        page = browser.get(REVIEW).text
+        assert "Accept the ticked proposals together" in page
+        ticked = {f"p_{i}": "on" for i in ids}
+        r = browser.post(
+            "/contracts/RA-1/proposals/accept",
+            data={"csrf": hidden(page, "csrf"), "back": REVIEW, **ticked},
+        )
+        assert r.status_code == 200 and f"Proposal {ids[1]}: the provider accepted it" in r.text
+    assert r.text.count("contract version 2 carries it") == 2
+    versions = ok(api.get("/v1/contracts/RA-1/versions", headers=admin))
+    assert [v["version"] for v in versions] == [1, 2]

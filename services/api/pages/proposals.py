@@ -27,7 +27,7 @@ from services.api.people.web import client_address
 from services.api.routes.proposals import ProposalId
 from services.api.scoping import is_provider_side, visible_contract
 from services.api.wording import term_change
-from services.errors import Forbidden, NotFound
+from services.errors import Forbidden, Invalid, NotFound
 from services.settlement import contracts
 from services.settlement.proposals import decide
 from services.settlement.proposals import repository as repo
@@ -101,11 +101,15 @@ def _visible(conn: Connection, me: Viewer, proposal_id: int) -> Any:
 
 
 def notice(conn: Connection, me: Viewer, decided: str | None) -> str | None:
-    """What the decision just taken on proposal ``decided`` did, in one sentence."""
-    if not decided or not decided.isdigit():
-        return None
+    """What the decisions just taken on the proposals ``decided`` ("3" or "3,4") did."""
+    ids = [int(i) for i in (decided or "").split(",") if i.isdigit()][:50]
+    said = [n for n in (_one_notice(conn, me, i) for i in ids) if n]
+    return " ".join(said) or None
+
+
+def _one_notice(conn: Connection, me: Viewer, proposal_id: int) -> str | None:
     try:
-        row = _visible(conn, me, int(decided))
+        row = _visible(conn, me, proposal_id)
     except NotFound:
         return None
     taken = decisions.get(conn, "proposal", row.id)
@@ -125,15 +129,18 @@ def notice(conn: Connection, me: Viewer, decided: str | None) -> str | None:
     return f"{head} Awaiting the {' and the '.join(waiting)}." if waiting else head
 
 
-def _back(fields: dict[str, str], proposal_id: int) -> str:
-    """Where the form came from, on this site only, with ``decided=<id>`` for the notice."""
+def _back(fields: dict[str, str], *proposal_ids: int) -> str:
+    """Where the form came from, on this site only, with ``decided=<ids>`` for the notice."""
     parts = urlsplit(safe_next(fields.get("back")))
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "decided"]
-    query.append(("decided", str(proposal_id)))
-    return urlunsplit(("", "", parts.path, urlencode(query), "proposal-" + str(proposal_id)))
+    query.append(("decided", ",".join(str(i) for i in proposal_ids)))
+    anchor = f"proposal-{proposal_ids[0]}" if len(proposal_ids) == 1 else ""
+    return urlunsplit(("", "", parts.path, urlencode(query, safe=","), anchor))
 
 
-def _decider(conn: Connection, me: Viewer, row: Any, fields: dict[str, str]) -> decide.Decider:
+def _decider(
+    conn: Connection, me: Viewer, contract_id: str, fields: dict[str, str]
+) -> decide.Decider:
     if me.who.role not in DECIDERS:
         raise Forbidden(
             f"only the contract's provider or customer (or an admin) decide proposals; "
@@ -142,7 +149,7 @@ def _decider(conn: Connection, me: Viewer, row: Any, fields: dict[str, str]) -> 
     asked = fields.get("party") or None
     if asked is not None and asked not in PARTIES:
         asked = None
-    who = acting(conn, me.who, row.contract_id, asked)  # type: ignore[arg-type]
+    who = acting(conn, me.who, contract_id, asked)  # type: ignore[arg-type]
     return decide.Decider(who.party, who.by, who.as_admin)
 
 
@@ -169,7 +176,7 @@ def accept(
 ) -> RedirectResponse:
     """The accept button: the API's accept for this person's party."""
     row = _visible(conn, me, proposal_id)
-    who = _decider(conn, me, row, fields)
+    who = _decider(conn, me, row.contract_id, fields)
     [accepted] = decide.accept(conn, row.contract_id, [proposal_id], who)
     _audit(request, me, conn, "proposal.accept", accepted, party=who.party, as_admin=who.as_admin)
     return back_to(_back(fields, proposal_id))
@@ -181,7 +188,7 @@ def reject(
 ) -> RedirectResponse | HTMLResponse:
     """The reject button: needs a reason; without one nothing is saved and the page says so."""
     row = _visible(conn, me, proposal_id)
-    who = _decider(conn, me, row, fields)
+    who = _decider(conn, me, row.contract_id, fields)
     reason = fields.get("reason", "").strip()
     if not reason or len(reason) > MAX_REASON:
         why = "has no reason" if not reason else f"reason is longer than {MAX_REASON} characters"
@@ -206,6 +213,24 @@ def reject(
         as_admin=who.as_admin,
     )
     return back_to(_back(fields, proposal_id))
+
+
+@router.post("/contracts/{contract_id}/proposals/accept")
+def accept_together(
+    contract_id: ContractIdPath, request: Request, me: Me, fields: Form, conn: PageConn
+) -> RedirectResponse:
+    """Proposals agreed together in the meeting (checkboxes ``p_<id>``), accepted in one call:
+    those both parties accepted take effect in one contract version."""
+    visible_contract(conn, me.who, contract_id)
+    ids = sorted(int(k[2:]) for k in fields if k.startswith("p_") and k[2:].isdigit())
+    if not ids:
+        raise Invalid("tick the proposals to accept together, then send the form again")
+    for proposal_id in ids:
+        _visible(conn, me, proposal_id)
+    who = _decider(conn, me, contract_id, fields)
+    for row in decide.accept(conn, contract_id, ids, who):
+        _audit(request, me, conn, "proposal.accept", row, party=who.party, as_admin=who.as_admin)
+    return back_to(_back(fields, *ids))
 
 
 @router.get("/contracts/{contract_id}/proposals")
