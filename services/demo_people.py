@@ -71,6 +71,9 @@ def page_urls(base: str, contract_id: str, periods: Sequence[Period]) -> list[st
         f"{base}/statements?period={last}",
         f"{base}/contracts/{contract_id}/statements/{periods[-2] if len(periods) > 1 else last}",
         f"{base}/contracts/{contract_id}/statements/{last}",
+        f"{base}/contracts/{contract_id}/reviews/{last.quarter}",
+        f"{base}/contracts/{contract_id}/proposals",
+        f"{base}/reviews",
     ]
 
 

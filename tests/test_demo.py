@@ -151,7 +151,9 @@ def test_demo_people_sign_in_and_open_the_printed_pages(
         if "/contracts" in line and "/v1/" not in line
     ]
     pages += [line.strip().split("8000", 1)[1] for line in said if "/statements?period=" in line]
-    assert len(pages) == 5
+    pages += [line.strip().split("8000", 1)[1] for line in said if line.endswith("8000/reviews")]
+    assert len(pages) == 8  # and among them the review of the last quarter
+    assert any("/reviews/" in path for path in pages)
     for email, password in logins:
         api.cookies.clear()
         assert sign_in(api, email, password).status_code == 303, email

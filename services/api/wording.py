@@ -6,8 +6,12 @@ interprets terms differently from the engine, it only says them in words.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from schemas.contract import ContractTerms, CreditsPenalty, KpiRule, PerPointPenalty, Usage
-from schemas.vocabulary import RATIO_KPIS
+from schemas.vocabulary import CUSTOMER_VALUE, RATIO_KPIS
 from services.api.formatting import kpi_name, kpi_value, money, number, percent, points
 
 BASIS_WORDS = {
@@ -129,3 +133,107 @@ def describe(terms: ContractTerms) -> dict[str, list[str]]:
         "Limits and sharing": limits,
         "Measurement": measurement,
     }
+
+
+# --- proposals (spec §5): a term change as the meeting reads it
+
+CAP_WORDS = {"penalty_cap_pct": "penalty cap", "bonus_cap_pct": "bonus cap"}
+PROMISE_PREFIX = "value_promise.promised."
+
+
+def figure_value(figure: str, value: Any, unit: str, currency: str) -> str:
+    """A promised figure: customer value is money, the others are KPIs."""
+    return money(value, currency) if figure == CUSTOMER_VALUE else kpi_value(figure, value, unit)
+
+
+def _credits(kpi: str, credits: Any, unit: str) -> str:
+    return ", ".join(
+        f"{percent(c.get('pct'), 0)} below {kpi_value(kpi, c.get('below'), unit)}"
+        for c in credits or []
+    )
+
+
+def _moved(what: str, old: Any, new: Any, show: Callable[[Any], str]) -> list[str]:
+    return [] if old == new else [f"{what} {show(old)} → {show(new)}"]
+
+
+def _rule_change(
+    current: dict[str, Any], proposed: dict[str, Any], unit: str, cur: str
+) -> list[str]:
+    """The fields of one KPI rule that change, each as "what old → new"."""
+    kpi = str(proposed.get("kpi") or current.get("kpi"))
+    name = kpi_name(kpi)
+    value = partial(kpi_value, kpi, unit=unit)
+    cash = partial(money, currency=cur)
+    band = points if kpi in RATIO_KPIS else number
+    old_bonus, new_bonus = current.get("bonus") or {}, proposed.get("bonus") or {}
+    old_pen, new_pen = current.get("penalty") or {}, proposed.get("penalty") or {}
+    return [
+        *_moved(f"{name} target", current.get("target"), proposed.get("target"), value),
+        *_moved(f"{name} deadband", current.get("deadband"), proposed.get("deadband"), band),
+        *_moved(f"{name} bonus threshold", old_bonus.get("above"), new_bonus.get("above"), value),
+        *_moved(
+            f"{name} bonus per point", old_bonus.get("per_point"), new_bonus.get("per_point"), cash
+        ),
+        *_moved(
+            f"{name} penalty per point", old_pen.get("per_point"), new_pen.get("per_point"), cash
+        ),
+        *_moved(
+            f"{name} service credits",
+            old_pen.get("credits"),
+            new_pen.get("credits"),
+            lambda c: _credits(kpi, c, unit),
+        ),
+    ]
+
+
+def _listing(values: Any) -> str:
+    return ", ".join(str(v) for v in values) if values else "none"
+
+
+def _scalar_change(p: dict[str, Any], unit: str, cur: str) -> str:
+    term, current, proposed = str(p.get("term")), p.get("current"), p.get("proposed")
+    if term in CAP_WORDS:
+        return (
+            f"{CAP_WORDS[term].capitalize()} {percent(current, 0)} → {percent(proposed, 0)} "
+            "of fixed fee + usage"
+        )
+    if term == "usage.minimum_commitment":
+        usage = ((p.get("proposed_terms") or {}).get("terms") or {}).get("usage") or {}
+        basis = usage.get("basis", "throughput")
+        what = unit if basis == "throughput" else "h"
+        return f"Minimum commitment {number(current)} {what} → {number(proposed)} {what} per month"
+    if term == "fixed_fee":
+        return f"Fixed fee {money(current, cur)} → {money(proposed, cur)} per month"
+    if term == "missing_data":
+        return (
+            f"Minutes without data {MISSING_WORDS.get(str(current), current)} → "
+            f"{MISSING_WORDS.get(str(proposed), proposed)}"
+        )
+    if term == "excused_causes":
+        return f"Excused downtime causes {_listing(current)} → {_listing(proposed)}"
+    if term.startswith(PROMISE_PREFIX):
+        figure = term.removeprefix(PROMISE_PREFIX)
+        return (
+            f"Promised {figure.replace('_', ' ')} {figure_value(figure, current, unit, cur)} → "
+            f"{figure_value(figure, proposed, unit, cur)}"
+        )
+    return f"{term.replace('_', ' ').capitalize()} {current} → {proposed}"
+
+
+def term_change(p: dict[str, Any], unit: str, currency: str) -> list[str]:
+    """What accepting a proposal changes, as sentences: "Availability target 95.0 % → 92.5 %
+    from 2027-01"; for a corrective action, the work and who owes it."""
+    if p.get("remedy") == "corrective_action":
+        action = p.get("proposed") or {}
+        title, devices = str(action.get("title")), action.get("devices") or []
+        on = "" if all(d in title for d in devices) else f" (devices {', '.join(devices)})"
+        return [f"Work for the {action.get('owner', 'provider')}: {title}{on}"]
+    current, proposed = p.get("current"), p.get("proposed")
+    if isinstance(current, dict) and isinstance(proposed, dict):
+        changes = _rule_change(current, proposed, unit, currency)
+    else:
+        changes = [_scalar_change(p, unit, currency)]
+    effective = (p.get("impact") or {}).get("effective_from")
+    when = f" from {effective}" if effective else " from the next month"
+    return [c + when for c in changes] or ["No term changes"]

@@ -138,7 +138,7 @@ def test_unreachable_bonus_below_target_says_why_it_would_not_have_paid_and_what
     assert "would just have earned" not in proposal.rationale
     assert "would have paid nothing in this window" in proposal.rationale
     assert proposal.unchanged_because is not None and "best 91.0 %" in proposal.unchanged_because
-    assert "every point above 0.95 earns 200.00" in proposal.change
+    assert "every point above 95.0 % earns EUR 200.00" in proposal.change
 
 
 def test_unreachable_bonus_stays_silent_when_a_bonus_was_earned() -> None:

@@ -204,4 +204,5 @@ def test_the_pack_lists_decisions_per_party_disputes_pending_annotations_and_act
         "Annotations awaiting approval",
     ):
         assert heading in page
-    assert "swap the gateway" in page and "awaiting provider" in page
+    assert "swap the gateway" in page, page[page.find("Corrective actions") :][:1500]
+    assert "Awaiting the provider" in page

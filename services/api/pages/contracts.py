@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from schemas.periods import Period
 from services.api.pages.core import Me, PageConn, PageRoute, page
 from services.api.params import ContractIdPath
 from services.api.routes.settlements import statement_json
@@ -52,6 +53,7 @@ def contract_page(
         versions=list(reversed(versions)),
         statements=docs,
         outlook=_outlook(conn, contract_id),
+        quarter=str(Period.parse(docs[0]["period"]).quarter) if docs else None,
     )
 
 

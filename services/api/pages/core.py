@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -128,8 +128,11 @@ def page(request: Request, name: str, *, status: int = 200, **context: Any) -> H
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
-def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
-    return page(request, "error.html", status=status, title=title, detail=detail)
+def error_page(
+    request: Request, status: int, title: str, detail: str, back: str | None = None
+) -> HTMLResponse:
+    """``back``: the page the person came from (else the contracts)."""
+    return page(request, "error.html", status=status, title=title, detail=detail, back=back)
 
 
 def back_to(path: str) -> RedirectResponse:
@@ -137,8 +140,19 @@ def back_to(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)
 
 
+def _came_from(request: Request) -> str:
+    """The page a form was posted from (same site only): after signing in again the person
+    returns there, not to a form address that only answers POST."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return "/contracts"
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
 def _to_login(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = _came_from(request)
     return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
 
 

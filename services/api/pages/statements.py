@@ -7,15 +7,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
 
+from schemas.governance import DisputeIn
 from schemas.periods import Period, period_of
 from services.api.audit import Recorder
-from services.api.pages.core import Form, Me, PageConn, PageRoute, back_to, page
+from services.api.pages.core import Form, Me, PageConn, PageRoute, back_to, error_page, page
 from services.api.params import ContractIdPath, PeriodPath
+from services.api.parties import acting
 from services.api.people.web import client_address
 from services.api.routes import settlements as api
 from services.api.scoping import contract_filter, visible_contract
 from services.errors import Forbidden, NotFound
+from services.settlement import disputes
 from services.settlement import statements as repo
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -66,6 +70,8 @@ def one(
         can_issue=me.may_issue and pending is not None and pending.seq == seq,
         pending_seq=pending.seq if pending is not None and pending.seq != seq else None,
         just_issued=request.query_params.get("issued") == "1",
+        just_disputed=request.query_params.get("disputed") == "1",
+        may_dispute=row.status == "draft" and me.who.role in ("admin", "provider", "customer"),
     )
 
 
@@ -86,3 +92,48 @@ def issue(
         contract_id=contract_id, period=period, conn=conn, caller=me.who, audit=recorder
     )
     return back_to(f"/contracts/{contract_id}/statements/{period}?seq={issued['seq']}&issued=1")
+
+
+@router.post("/contracts/{contract_id}/statements/{period}/dispute", response_model=None)
+def dispute(
+    contract_id: ContractIdPath,
+    period: PeriodPath,
+    request: Request,
+    me: Me,
+    fields: Form,
+    conn: PageConn,
+) -> RedirectResponse | HTMLResponse:
+    """The dispute form of a draft: the API's dispute, for the person's own party."""
+    visible_contract(conn, me.who, contract_id)
+    back = f"/contracts/{contract_id}/statements/{period}"
+    if me.who.role not in ("admin", "provider", "customer"):
+        raise Forbidden(f"only the contract's parties dispute statements; you are {me.who.role}")
+    asked = fields.get("party") if fields.get("party") in ("provider", "customer") else None
+    try:
+        body = DisputeIn.model_validate(
+            {
+                "contract_id": contract_id,
+                "period": period,
+                "line_kind": fields.get("line_kind") or None,
+                "reason": fields.get("reason", "").strip(),
+                "party": asked,
+            }
+        )
+    except ValidationError:
+        detail = "Nothing was saved: a dispute needs a reason (1 to 2000 characters) and a line of the statement."
+        return error_page(request, 422, "The dispute is incomplete", detail, back=back)
+    who = acting(conn, me.who, contract_id, body.party)
+    row = disputes.raise_dispute(conn, body, who.party, who.by, who.as_admin)
+    Recorder(me.who, client_address(request))(
+        conn,
+        "dispute.raise",
+        "dispute",
+        str(row.id),
+        contract_id=contract_id,
+        period=period,
+        line_kind=body.line_kind,
+        party=who.party,
+        as_admin=who.as_admin,
+        reason=body.reason,
+    )
+    return back_to(f"{back}?disputed=1")

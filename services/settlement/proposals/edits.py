@@ -14,10 +14,11 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from schemas.contract import ContractTerms, KpiRule
-from schemas.money import decimal_context, plain
+from schemas.money import decimal_context
 from schemas.vocabulary import RATIO_KPIS
 from services.settlement.penalties import form_of
 from services.settlement.proposals.base import Finding
+from services.settlement.wording import show
 
 RATIO_STEP = Decimal("0.005")
 PCT_STEP = Decimal("0.01")
@@ -68,8 +69,9 @@ def rule_json(r: KpiRule) -> dict[str, Any]:
     return r.model_dump(mode="json", exclude_none=True)
 
 
-def listed(numbers: Sequence[Decimal]) -> str:
-    return ", ".join(plain(v) for v in numbers)
+def listed(numbers: Sequence[Decimal], kpi: str | None = None) -> str:
+    """Values as people read them: ratios as percentages, sums with thousands separators."""
+    return ", ".join(show(kpi, v) for v in numbers)
 
 
 def move_target(r: KpiRule, target: Decimal) -> KpiRule:

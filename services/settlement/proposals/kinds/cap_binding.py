@@ -8,11 +8,12 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from schemas.contract import ContractTerms, json_number
-from schemas.money import decimal_context, plain
+from schemas.money import decimal_context
 from services.settlement.proposals.base import Facts, Finding, Kind, Proposal
 from services.settlement.proposals.edits import PCT_STEP, with_terms
 from services.settlement.proposals.evidence import bound, settlement_key
 from services.settlement.proposals.history import SettledPeriod
+from services.settlement.wording import percent
 
 NAME = "cap_binding"
 ZERO = Decimal(0)
@@ -72,10 +73,10 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
         with_terms(terms, **{cap: proposed}),
         f"The {name} bound in {bound_in} of the last "
         f"{len(finding.evidence)} periods: beyond it further {what} change nothing, so the KPI "
-        f"stops steering. Proposed: {cap} {plain(proposed)}, the largest share of charges_base "
-        "the window needed. (If the KPI's target itself is wrong, fix that instead — see the "
+        f"stops steering. Proposed: {name} {percent(proposed)} of fixed fee + usage, the "
+        "largest share of them the window needed. (If the KPI's target itself is wrong, fix that instead — see the "
         "KPI's own proposals.)",
-        change=f"{name} {plain(current * 100)} % → {plain(proposed * 100)} % of charges_base",
+        change=f"{name} {percent(current)} → {percent(proposed)} of fixed fee + usage",
     )
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.contract import ContractTerms, KpiRule
-from schemas.money import decimal_context, plain
+from schemas.money import decimal_context
 from schemas.periods import Period
 from services.settlement.kpis import fleet_kpis, summary_quantities
 from services.settlement.proposals.base import (
@@ -46,7 +46,7 @@ from services.settlement.proposals.evidence import (
     rule_of,
 )
 from services.settlement.proposals.history import SettledPeriod
-from services.settlement.wording import show
+from services.settlement.wording import amount_words, show
 
 NAME = "chronic_penalty"
 ZERO = Decimal(0)
@@ -121,11 +121,11 @@ def _compare_devices(finding: Finding, facts: Facts) -> Finding:
 def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
     r = rule(terms, finding.kpi)
     if finding.detail.get("remedy") == "corrective_action":
-        return _action(finding, r)
+        return _action(finding, r, terms.currency)
     return _rebaseline(finding, r, terms)
 
 
-def _action(finding: Finding, r: KpiRule) -> Proposal:
+def _action(finding: Finding, r: KpiRule, currency: str) -> Proposal:
     detail = finding.detail
     lagging: list[str] = detail["lagging"]
     share = Decimal(str(detail["device_target"]))
@@ -138,7 +138,7 @@ def _action(finding: Finding, r: KpiRule) -> Proposal:
         if detail["window_values"].get(d) is not None
     )
     total = sum((amount for _, amount in at_stake), ZERO)
-    stakes = ", ".join(f"{p} {format(a, 'f')}" for p, a in at_stake)
+    stakes = ", ".join(f"{p} {amount_words(a, currency)}" for p, a in at_stake)
     action = ActionSpec(
         f"bring {r.kpi} of {', '.join(lagging)} up to {show(r.kpi, share)}",
         "provider",
@@ -150,12 +150,13 @@ def _action(finding: Finding, r: KpiRule) -> Proposal:
         rule_json(r),
         action,
         f"The {r.kpi} penalty was charged in every one of the last {len(achieved)} periods "
-        f"(fleet {listed(achieved)} against target {plain(r.target)}), yet the equipment can "
+        f"(fleet {listed(achieved, r.kpi)} against target {show(r.kpi, r.target)}), yet the "
+        "equipment can "
         f"reach the target: {met}. The shortfall is the lagging devices' ({lag} over "
         "the window), so the remedy is work on them by the provider, not a lower target — "
         "that would pay the provider for its own equipment's shortfall. Penalties at stake: "
         f"{stakes} "
-        f"({format(total, 'f')} over the window); they stop once the devices are back on target.",
+        f"({amount_words(total, currency)} over the window); they stop once the devices are back on target.",
         at_stake,
     )
 
@@ -175,11 +176,12 @@ def _rebaseline(finding: Finding, r: KpiRule, terms: ContractTerms) -> Proposal 
         rule_json(new),
         with_rule(terms, new),
         f"The {r.kpi} penalty was charged in every one of the last {len(achieved)} periods "
-        f"(achieved {listed(achieved)} against target {plain(r.target)}), and no device met "
+        f"(achieved {listed(achieved, r.kpi)} against target {show(r.kpi, r.target)}), and no "
+        "device met "
         f"the target in any of the last {looked} settled periods: the target was set on the "
         "wrong baseline. A target that is never met no longer steers performance; it has become "
-        f"a standing discount. Proposed: target {plain(target)}, the average achieved "
-        f"({plain(mean.quantize(Decimal('1e-6')))}) rounded down, so the penalty fires again "
+        f"a standing discount. Proposed: target {show(r.kpi, target)}, the average achieved "
+        f"({show(r.kpi, mean)}) rounded down, so the penalty fires again "
         "only when performance drops below what was actually delivered.",
         change=f"{r.kpi} target {show(r.kpi, r.target)} → {show(r.kpi, target)}",
     )

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.contract import ContractTerms, json_number
-from schemas.money import plain, round_kpi
+from schemas.money import round_kpi
 from services.settlement.proposals.base import Facts, Finding, Kind, Proposal
 from services.settlement.proposals.edits import listed, nice_floor, values, with_terms
 from services.settlement.proposals.evidence import bound, kpi_inputs, num
+from services.settlement.wording import show
 
 NAME = "commitment_mismatch"
 TERM = "usage.minimum_commitment"
@@ -65,20 +66,20 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
         else "usage exceeded 130 % of it every period, so it no longer secures the provider's "
         "base load"
     )
+    what = terms.unit if usage.basis == "throughput" else "h"
+    old, new = (f"{show(None, v)} {what}" for v in (usage.minimum_commitment, proposed))
     return Proposal(
         finding,
         json_number(usage.minimum_commitment),
         json_number(proposed),
         with_terms(terms, usage=new_usage),
-        f"The minimum commitment of {plain(usage.minimum_commitment)} no longer matches usage "
-        f"({listed(used)} {usage.basis}): {why}. Proposed: minimum_commitment "
-        f"{plain(proposed)}, the lowest usage of the window rounded down, which every period met.",
-        change=f"minimum commitment {plain(usage.minimum_commitment)} → {plain(proposed)} "
-        f"{usage.basis}",
+        f"The minimum commitment of {old} no longer matches usage "
+        f"({listed(used)} {what} of {usage.basis.replace('_', ' ')}): {why}. Proposed: a minimum "
+        f"commitment of {new}, the lowest usage of the window rounded down, which every period met.",
+        change=f"minimum commitment {old} → {new}",
         unchanged_because=None
         if below
-        else f"usage stayed above both commitments ({plain(usage.minimum_commitment)} and "
-        f"{plain(proposed)}) in every period, so the floor never applied",
+        else f"usage stayed above both commitments ({old} and {new}) in every period, so the floor never applied",
     )
 
 

@@ -27,6 +27,7 @@ from services.settlement.proposals.base import (
 )
 from services.settlement.proposals.edits import validated, values
 from services.settlement.proposals.evidence import bound, num
+from services.settlement.wording import percent
 
 NAME = "data_gaps"
 TERM = "missing_data"
@@ -75,7 +76,7 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
     devices = finding.detail["devices"]
     worst = max(values(finding, "share"))
     lead = (
-        f"Device(s) {', '.join(devices)} reported no data for up to {worst:.2%} of a period. "
+        f"Device(s) {', '.join(devices)} reported no data for up to {percent(worst)} of a period. "
         f"Under missing_data {terms.missing_data} money then depends on the telemetry link "
         "rather than on the equipment, and the statements lose both parties' trust."
     ) + _causes(finding)

@@ -27,6 +27,7 @@ from services.settlement.proposals.base import (
 from services.settlement.proposals.edits import validated
 from services.settlement.proposals.evidence import bound, kpi_inputs, num
 from services.settlement.proposals.history import SettledPeriod
+from services.settlement.wording import percent
 
 NAME = "excused_creep"
 QUARTER = 3
@@ -97,7 +98,7 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
     source = finding.detail.get("source")
     before, last = finding.detail["previous_share"], finding.detail["last_share"]
     lead = (
-        f"Excused time rose from {before:.2%} to {last:.2%} of period minutes, quarter on "
+        f"Excused time rose from {percent(Decimal(str(before)))} to {percent(Decimal(str(last)))} of period minutes, quarter on "
         "quarter. Excused minutes leave the availability base, so a growing excused share "
         "hides downtime from the KPIs and is where disputes over who caused downtime start."
     )

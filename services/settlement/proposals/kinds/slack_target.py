@@ -5,7 +5,7 @@ and no longer protects the customer."""
 from __future__ import annotations
 
 from schemas.contract import ContractTerms, KpiRule
-from schemas.money import decimal_context, plain
+from schemas.money import decimal_context
 from schemas.statement import KpiEvaluation
 from schemas.vocabulary import point_of
 from services.settlement.proposals.base import Facts, Finding, Kind, Proposal
@@ -56,9 +56,9 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
         rule_json(r),
         rule_json(new),
         with_rule(terms, new),
-        f"{r.kpi} beat its target {plain(r.target)} comfortably in every period "
-        f"(achieved {listed(achieved)}) and no penalty was charged: the target was set on the "
-        f"wrong baseline and no longer protects the customer. Proposed: target {plain(target)}, "
+        f"{r.kpi} beat its target {show(r.kpi, r.target)} comfortably in every period "
+        f"(achieved {listed(achieved, r.kpi)}) and no penalty was charged: the target was set on the "
+        f"wrong baseline and no longer protects the customer. Proposed: target {show(r.kpi, target)}, "
         "the lowest value achieved in the window rounded down, which every period met.",
         change=f"{r.kpi} target {show(r.kpi, r.target)} → {show(r.kpi, target)}",
         unchanged_because=f"every period of the window met the new target {show(r.kpi, target)}",

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.contract import ContractTerms
-from schemas.money import decimal_context, plain, round_money
+from schemas.money import decimal_context, round_money
 from services.settlement.proposals.base import (
     ActionSpec,
     Facts,
@@ -24,6 +24,7 @@ from services.settlement.proposals.base import (
 from services.settlement.proposals.edits import with_terms
 from services.settlement.proposals.evidence import NOT_SETTLED, bound
 from services.settlement.value import provider_view
+from services.settlement.wording import amount_words, percent
 
 NAME = "unfair_split"
 TERM = "fixed_fee"
@@ -64,7 +65,7 @@ def detect(facts: Facts) -> list[Finding]:
 
 def _share(evidence: dict[str, Any]) -> str:
     share = evidence.get("provider_share")
-    return "undefined" if share is None else f"{share:.2f}"
+    return "undefined" if share is None else percent(Decimal(str(share)))
 
 
 def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
@@ -84,7 +85,7 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
     lead = (
         f"The realised split drifted ({reasons}): provider shares "
         f"{', '.join(_share(e) for e in finding.evidence)} against the agreed "
-        f"{plain(model.agreed_provider_share)} ± {plain(model.tolerance)}."
+        f"{percent(model.agreed_provider_share)} ± {percent(model.tolerance)}."
     )
     if created <= 0:
         action = ActionSpec("review the cost to serve and the value model", "provider")
@@ -103,10 +104,12 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
         format(fee, "f"),
         format(new_fee, "f"),
         with_terms(terms, fixed_fee=new_fee),
-        lead + f" Proposed: fixed_fee {format(new_fee, 'f')} (from {format(fee, 'f')}), which "
+        lead + f" Proposed: a fixed fee of {amount_words(new_fee, terms.currency)} (from "
+        f"{amount_words(fee, terms.currency)}), which "
         "would have given the provider the agreed share of the value created on average over "
         "the window.",
-        change=f"fixed fee {format(fee, 'f')} → {format(new_fee, 'f')} {terms.currency}",
+        change=f"fixed fee {amount_words(fee, terms.currency)} → "
+        f"{amount_words(new_fee, terms.currency)}",
     )
 
 

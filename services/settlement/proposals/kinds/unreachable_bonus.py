@@ -12,7 +12,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from schemas.contract import ContractTerms
-from schemas.money import plain
 from schemas.vocabulary import RATIO_KPIS
 from services.settlement.proposals.base import Facts, Finding, Kind, Proposal
 from services.settlement.proposals.edits import (
@@ -24,7 +23,7 @@ from services.settlement.proposals.edits import (
     with_rule,
 )
 from services.settlement.proposals.evidence import bonus_key, per_rule
-from services.settlement.wording import show
+from services.settlement.wording import amount_words, show
 
 NAME = "unreachable_bonus"
 
@@ -57,20 +56,21 @@ def propose(finding: Finding, terms: ContractTerms) -> Proposal | None:
     new = r.model_copy(update={"bonus": r.bonus.model_copy(update={"above": above})})
     lead = (
         f"No {r.kpi} bonus was earned in the last {len(achieved)} periods (best "
-        f"{plain(best)}, bonus above {plain(r.bonus.above)}). A bonus nobody can reach "
+        f"{show(r.kpi, best)}, bonus above {show(r.kpi, r.bonus.above)}). A bonus nobody can reach "
         "rewards nothing."
     )
-    pays = f"every point above {plain(above)} earns {format(r.bonus.per_point, 'f')}"
+    per_point = amount_words(r.bonus.per_point, terms.currency)
+    pays = f"every point above {show(r.kpi, above)} earns {per_point}"
     if best > above:
         why = (
-            f" Proposed: bonus above {plain(above)}, which the best period of the window "
+            f" Proposed: bonus above {show(r.kpi, above)}, which the best period of the window "
             f"would just have earned, so extra effort pays again ({pays})."
         )
         unchanged = None
     else:
         why = (
-            f" Even the best period was not above the target {plain(r.target)}, the lowest "
-            f"a bonus threshold may be. Proposed: bonus above {plain(above)}; it would have "
+            f" Even the best period was not above the target {show(r.kpi, r.target)}, the "
+            f"lowest a bonus threshold may be. Proposed: bonus above {show(r.kpi, above)}; it would have "
             f"paid nothing in this window, but from the next period on {pays}, so reaching "
             "and beating the target pays."
         )

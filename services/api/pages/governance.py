@@ -1,0 +1,96 @@
+"""A contract's joint work (spec §7): corrective actions, disputes and annotations, read
+with the same services and scoping as the API. A pending annotation is approved or
+rejected (with a reason) here by the other party, through the API's service."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from services import decisions
+from services.api.audit import Recorder
+from services.api.pages.core import Form, Me, PageConn, PageRoute, back_to, error_page, page
+from services.api.pages.proposals import DECIDERS, MAX_REASON, my_party
+from services.api.params import ContractIdPath, RowIdPath
+from services.api.parties import acting, contract_of
+from services.api.people.web import client_address
+from services.api.scoping import visible_contract
+from services.errors import Forbidden
+from services.ingest import annotations as notes
+from services.settlement import actions, contracts, disputes
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+@router.get("/contracts/{contract_id}/governance")
+def governance(
+    contract_id: ContractIdPath, request: Request, me: Me, conn: PageConn
+) -> HTMLResponse:
+    provider, customer = visible_contract(conn, me.who, contract_id)
+    mine = my_party(me, provider, customer)
+    notes_ = [
+        {
+            **n,
+            "can_decide": n["status"] == "pending"
+            and (me.is_admin or (mine and n["party"] != mine)),
+        }
+        for n in notes.listing(conn, contract_id=contract_id)
+    ]
+    return page(
+        request,
+        "governance.html",
+        nav="reviews",
+        nav_here="governance",
+        c=contracts.latest_version(conn, contract_id),
+        actions=[actions.as_json(conn, r) for r in actions.listing(conn, contract_id)],
+        disputes=[disputes.as_json(r) for r in disputes.listing(conn, contract_id)],
+        annotations=notes_,
+        notice=_notice(request.query_params.get("decided")),
+    )
+
+
+def _notice(decided: str | None) -> str | None:
+    if decided not in ("approved", "rejected"):
+        return None
+    what = "now counts" if decided == "approved" else "will never count"
+    return f"The annotation is {decided}: it {what} in settlement (an issued month gets an adjustment)."
+
+
+@router.post("/annotations/{annotation_id}/{decision}", response_model=None)
+def decide_annotation(
+    annotation_id: RowIdPath,
+    decision: Literal["approve", "reject"],
+    request: Request,
+    me: Me,
+    fields: Form,
+    conn: PageConn,
+) -> RedirectResponse | HTMLResponse:
+    """The other party's approve / reject buttons (a rejection needs a reason)."""
+    row = notes.get(conn, annotation_id)
+    contract_of(conn, me.who, row, f"annotation {annotation_id}")
+    if me.who.role not in DECIDERS:
+        raise Forbidden(f"only the contract's parties decide annotations; you are {me.who.role}")
+    back = f"/contracts/{row.contract_id}/governance"
+    reason = fields.get("reason", "").strip()[:MAX_REASON] or None
+    if decision == "reject" and reason is None:
+        detail = f"Nothing was saved: write why annotation {annotation_id} is rejected."
+        return error_page(request, 422, "A rejection needs a reason", detail, back=back)
+    counterparty = None if row.party is None else decisions.other(row.party)
+    asked: Any = fields.get("party") if fields.get("party") in ("provider", "customer") else None
+    who = acting(conn, me.who, row.contract_id, asked, admin_default=counterparty)
+    outcome: Literal["approved", "rejected"] = "approved" if decision == "approve" else "rejected"
+    notes.decide(
+        conn, annotation_id, who.party, outcome, who.by, reason=reason, as_admin=who.as_admin
+    )
+    Recorder(me.who, client_address(request))(
+        conn,
+        f"annotation.{decision}",
+        "annotation",
+        str(annotation_id),
+        party=who.party,
+        as_admin=who.as_admin,
+        reason=reason,
+    )
+    return back_to(f"{back}?decided={outcome}")
