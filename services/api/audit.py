@@ -35,6 +35,21 @@ class Recorder:
             else details,
         )
 
+    def proposal(self, conn: Connection, action: str, row: Any, **details: Any) -> None:
+        """A decision on a proposal, with the proposal's state after it (API and pages)."""
+        self(
+            conn,
+            action,
+            "proposal",
+            str(row.id),
+            contract_id=row.contract_id,
+            kind=row.kind,
+            status=row.status,
+            accepted_version=row.accepted_version,
+            action_id=row.action_id,
+            **details,
+        )
+
 
 def get_recorder(
     request: Request, principal: Annotated[Principal, Depends(get_principal)]

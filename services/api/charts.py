@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from schemas.vocabulary import DOWNTIME_CAUSES, LINE_LABELS, MISSING
+from schemas.vocabulary import DOWNTIME_CAUSES, LINE_LABELS, MISSING, RATIO_KPIS
 
 WIDTH, HEIGHT = 560, 230
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 28, 62
@@ -339,3 +339,39 @@ def value_chart(pack: dict[str, Any]) -> str | None:
         return None
     title = f"Value delivered ({pack['currency']})"
     return bar_chart(title, [m["period"] for m in months], series)
+
+
+def pack_charts(pack: dict[str, Any]) -> dict[str, list[str]]:
+    """The page's SVG charts, by section."""
+    value = value_chart(pack)
+    return {
+        "kpis": kpi_charts(pack),
+        "money": [money_chart(pack)],
+        "operations": [downtime_chart(pack), completeness_chart(pack)],
+        "value": [value] if value else [],
+        "promise": promise_charts(pack),
+    }
+
+
+def promise_charts(pack: dict[str, Any]) -> list[str]:
+    """Per promised figure: delivered per month against the promise and the baseline."""
+    promise = pack.get("promise")
+    if not promise or not promise["periods"]:
+        return []
+    labels = [p["period"] for p in promise["periods"]]
+    out = []
+    for figure in promise["promised"]:
+        rows = [p["figures"].get(figure, {}) for p in promise["periods"]]
+
+        def series(key: str, rows: list[dict[str, Any]] = rows) -> list[float | None]:
+            return [None if r.get(key) is None else float(r[key]) for r in rows]
+
+        lines = [
+            Series("delivered", series("realised"), PALETTE[0]),
+            Series("promised", series("promised"), PALETTE[1], dashed=True),
+        ]
+        if any(v is not None for v in series("baseline")):
+            lines.append(Series("at signing", series("baseline"), PALETTE[5], dashed=True))
+        ratio = figure in RATIO_KPIS
+        out.append(line_chart(f"{figure}: promised vs delivered", labels, lines, percent=ratio))
+    return out

@@ -21,10 +21,9 @@ from services import decisions
 from services.api.audit import Recorder
 from services.api.pages.auth import safe_next
 from services.api.pages.core import Form, Me, PageConn, PageRoute, Viewer, back_to, error_page, page
-from services.api.params import ContractIdPath
+from services.api.params import ContractIdPath, RowIdPath
 from services.api.parties import acting, contract_of
 from services.api.people.web import client_address
-from services.api.routes.proposals import ProposalId
 from services.api.scoping import is_provider_side, visible_contract
 from services.api.wording import term_change
 from services.errors import Forbidden, Invalid, NotFound
@@ -156,23 +155,12 @@ def _decider(
 def _audit(
     request: Request, me: Viewer, conn: Connection, action: str, row: Any, **more: Any
 ) -> None:
-    Recorder(me.who, client_address(request))(
-        conn,
-        action,
-        "proposal",
-        str(row.id),
-        contract_id=row.contract_id,
-        kind=row.kind,
-        status=row.status,
-        accepted_version=row.accepted_version,
-        action_id=row.action_id,
-        **more,
-    )
+    Recorder(me.who, client_address(request)).proposal(conn, action, row, **more)
 
 
 @router.post("/proposals/{proposal_id}/accept")
 def accept(
-    proposal_id: ProposalId, request: Request, me: Me, fields: Form, conn: PageConn
+    proposal_id: RowIdPath, request: Request, me: Me, fields: Form, conn: PageConn
 ) -> RedirectResponse:
     """The accept button: the API's accept for this person's party."""
     row = _visible(conn, me, proposal_id)
@@ -184,7 +172,7 @@ def accept(
 
 @router.post("/proposals/{proposal_id}/reject", response_model=None)
 def reject(
-    proposal_id: ProposalId, request: Request, me: Me, fields: Form, conn: PageConn
+    proposal_id: RowIdPath, request: Request, me: Me, fields: Form, conn: PageConn
 ) -> RedirectResponse | HTMLResponse:
     """The reject button: needs a reason; without one nothing is saved and the page says so."""
     row = _visible(conn, me, proposal_id)

@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import Connection
 
 from schemas.periods import Period, Quarter
+from services.api.charts import pack_charts
 from services.api.pages.core import Me, PageConn, PageRoute, Viewer, page
 from services.api.pages.proposals import cards, notice
 from services.api.params import ContractIdPath, QuarterPath
 from services.api.render import review_context
-from services.api.routes.reviews import pack_charts
 from services.api.scoping import contract_filter, is_provider_side, visible_contract
 from services.errors import Forbidden
 from services.settlement import contracts, statements

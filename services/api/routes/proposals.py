@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from schemas.vocabulary import Party
@@ -20,7 +20,7 @@ from services import decisions
 from services.api.audit import Audit
 from services.api.decisions import DecisionIn, reason_of
 from services.api.deps import Conn, require
-from services.api.params import ContractIdPath
+from services.api.params import ContractIdPath, RowIdPath
 from services.api.parties import acting, own_party
 from services.api.schemas.base import returns
 from services.api.schemas.proposals import DetectOut, ProposalOut
@@ -37,7 +37,6 @@ router = APIRouter(tags=["proposals"])
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 Decider = Annotated[Principal, Depends(require("admin", "provider", "customer"))]
 Detector = Annotated[Principal, Depends(require("admin", "provider", "customer", "finance"))]
-ProposalId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Status = Literal["open", "accepted", "rejected", "superseded"]
 
 
@@ -140,18 +139,18 @@ def accept_together(
     who = _decider(conn, caller, contract_id, body.party)
     rows = decide.accept(conn, contract_id, body.proposal_ids, who)
     for r in rows:
-        _audit_decision(audit, conn, "proposal.accept", r, party=who.party, as_admin=who.as_admin)
+        audit.proposal(conn, "proposal.accept", r, party=who.party, as_admin=who.as_admin)
     return [proposal_json(conn, r) for r in rows]
 
 
 @router.get("/proposals/{proposal_id}", **returns(ProposalOut))
-def get_proposal(proposal_id: ProposalId, conn: Conn, caller: Reader) -> dict[str, Any]:
+def get_proposal(proposal_id: RowIdPath, conn: Conn, caller: Reader) -> dict[str, Any]:
     return proposal_json(conn, _visible(conn, caller, proposal_id))
 
 
 @router.post("/proposals/{proposal_id}/accept", **returns(ProposalOut))
 def accept(
-    proposal_id: ProposalId,
+    proposal_id: RowIdPath,
     conn: Conn,
     caller: Decider,
     audit: Audit,
@@ -162,15 +161,13 @@ def accept(
     row = _visible(conn, caller, proposal_id)
     who = _decider(conn, caller, row.contract_id, body.party if body else None)
     [accepted] = decide.accept(conn, row.contract_id, [proposal_id], who)
-    _audit_decision(
-        audit, conn, "proposal.accept", accepted, party=who.party, as_admin=who.as_admin
-    )
+    audit.proposal(conn, "proposal.accept", accepted, party=who.party, as_admin=who.as_admin)
     return proposal_json(conn, accepted)
 
 
 @router.post("/proposals/{proposal_id}/reject", **returns(ProposalOut))
 def reject(
-    proposal_id: ProposalId,
+    proposal_id: RowIdPath,
     conn: Conn,
     caller: Decider,
     audit: Audit,
@@ -182,8 +179,7 @@ def reject(
     assert reason is not None
     who = _decider(conn, caller, row.contract_id, body.party if body else None)
     rejected = decide.reject(conn, proposal_id, who, reason)
-    _audit_decision(
-        audit,
+    audit.proposal(
         conn,
         "proposal.reject",
         rejected,
@@ -192,18 +188,3 @@ def reject(
         as_admin=who.as_admin,
     )
     return proposal_json(conn, rejected)
-
-
-def _audit_decision(audit: Audit, conn: Conn, action: str, row: Any, **details: Any) -> None:
-    audit(
-        conn,
-        action,
-        "proposal",
-        str(row.id),
-        contract_id=row.contract_id,
-        kind=row.kind,
-        status=row.status,
-        accepted_version=row.accepted_version,
-        action_id=row.action_id,
-        **details,
-    )
