@@ -117,6 +117,28 @@ def test_a_form_without_its_csrf_token_or_a_rejection_without_reason_saves_nothi
     assert "the pumps are new" in browser.get("/contracts/RA-1/proposals").text
 
 
+def test_crafted_ids_in_a_query_or_form_are_ignored_not_a_500(
+    signed_in: Any, meeting: int, db: Any
+) -> None:
+    browser = signed_in("customer", CUSTOMER)
+    for decided in ("\u00b2", "9" * 5000, "0", f"{meeting},\u00b2"):
+        r = browser.get(REVIEW, params={"decided": decided})
+        assert r.status_code == 200 and "Traceback" not in r.text, decided
+    page = browser.get(REVIEW).text
+    r = browser.post(
+        "/contracts/RA-1/proposals/accept",
+        data={
+            "csrf": hidden(page, "csrf"),
+            "back": REVIEW,
+            "p_\u00b2": "on",
+            "p_" + "9" * 5000: "on",
+        },
+    )
+    assert r.status_code == 422 and "tick the proposals" in r.text
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM decisions")).scalar() == 0
+
+
 def test_proposals_governance_and_hub_pages_are_scoped(signed_in: Any, meeting: int) -> None:
     browser = signed_in("customer", CUSTOMER)
     hub = browser.get("/reviews").text

@@ -99,9 +99,17 @@ def _visible(conn: Connection, me: Viewer, proposal_id: int) -> Any:
     return row
 
 
+def row_id(text: str) -> int | None:
+    """A database id written in a query or form, or None (``"²".isdigit()`` is true,
+    and a number of thousands of digits overflows both ``int()`` and a bigint)."""
+    if text.isascii() and text.isdigit() and len(text) <= 18 and int(text) > 0:
+        return int(text)
+    return None
+
+
 def notice(conn: Connection, me: Viewer, decided: str | None) -> str | None:
     """What the decisions just taken on the proposals ``decided`` ("3" or "3,4") did."""
-    ids = [int(i) for i in (decided or "").split(",") if i.isdigit()][:50]
+    ids = [i for i in map(row_id, (decided or "").split(",")) if i is not None][:50]
     said = [n for n in (_one_notice(conn, me, i) for i in ids) if n]
     return " ".join(said) or None
 
@@ -210,7 +218,7 @@ def accept_together(
     """Proposals agreed together in the meeting (checkboxes ``p_<id>``), accepted in one call:
     those both parties accepted take effect in one contract version."""
     visible_contract(conn, me.who, contract_id)
-    ids = sorted(int(k[2:]) for k in fields if k.startswith("p_") and k[2:].isdigit())
+    ids = sorted({i for k in fields if k.startswith("p_") and (i := row_id(k[2:])) is not None})
     if not ids:
         raise Invalid("tick the proposals to accept together, then send the form again")
     for proposal_id in ids:
