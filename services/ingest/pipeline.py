@@ -156,18 +156,37 @@ class _Salvage:
         return out
 
     def refuse(self, unit: Unit, exc: Exception) -> Outcome:
-        """Dead-letter one refused sample with the database's reason."""
+        """Dead-letter one refused sample (or a payload's state events) with the database's reason.
+
+        A refused ``(i, -1)`` unit (the payload's rejects and state events, e.g.
+        a Sparkplug event row) becomes one dead letter of the raw message, so it
+        never stalls ingest (spec §1.1). Only if even that dead letter is
+        refused does the original error go up.
+        """
         i, j = unit
-        if j < 0:
-            raise exc  # not even its dead letters can be stored: nothing to salvage
         whole = self.decoded[i]
-        sample = whole.samples[j]
-        raw = sample_payload(sample) if whole.batch else whole.message.payload
         why = f"refused by the database: {dberrors.reason(exc)}"
-        log.warning("a sample of %s is dead-lettered: %s", whole.message.topic, why)
-        reject = Reject(whole.message.topic, whole.device_id, raw, why)
+        if j < 0:
+            raw, weight, what = (
+                whole.message.payload,
+                sum(r.weight for r in whole.rejects),
+                "message",
+            )
+        else:
+            sample = whole.samples[j]
+            raw = sample_payload(sample) if whole.batch else whole.message.payload
+            weight, what = 1, "sample"
+        log.warning("a %s of %s is dead-lettered: %s", what, whole.message.topic, why)
+        reject = Reject(whole.message.topic, whole.device_id, raw, why, max(weight, 1))
         part = Decoded(whole.message, whole.device_id, rejects=[reject])
-        return in_transaction(self.engine, lambda conn: write_decoded(conn, [part], self.window))
+        try:
+            return in_transaction(
+                self.engine, lambda conn: write_decoded(conn, [part], self.window)
+            )
+        except Exception as refused:
+            if j < 0 and not dberrors.is_transient(refused):
+                raise exc from refused  # not even a dead letter can be stored
+            raise
 
 
 def record(outcome: Outcome, messages: int, seconds: float) -> None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from services.ingest.formats import sparkplug
 from services.ingest.formats.sparkplug_b_pb2 import DataType, Payload
@@ -172,3 +172,81 @@ def test_data_before_birth_is_replayable_once_the_births_arrived(
         entry, outcome = replay(conn, letter["id"], "operator")
     assert entry["status"] == "replayed" and outcome is not None and outcome.stored == 1
     assert stored(db, DEVICE) == 1
+
+
+def _bd_seq_payload(datatype: int, **value: Any) -> bytes:
+    payload = Payload(timestamp=int(T0.timestamp() * 1000), seq=0)
+    payload.metrics.add(name="bdSeq", datatype=datatype, **value)
+    return payload.SerializeToString()
+
+
+def test_values_the_database_cannot_store_are_dead_lettered_and_ingest_goes_on(
+    db: Engine, node: SparkplugNode, group: str
+) -> None:
+    """seq beyond 0..255, bdSeq beyond a bigint or not an integer, an over-long edge node id."""
+    register(db, DEVICE)
+    node.nbirth()
+    node.dbirth(DEVICE)
+    node.publish_raw("DDATA", node.data_payload(DEVICE, sample(0), seq=2**31), DEVICE)
+    node.publish_raw("DDEATH", Payload(timestamp=1, seq=2**40).SerializeToString(), DEVICE)
+    node.publish_raw("NBIRTH", _bd_seq_payload(DataType.UInt64, long_value=2**64 - 1))
+    node.publish_raw("NDEATH", _bd_seq_payload(DataType.Boolean, boolean_value=True))
+    long_id = "n" * 3000
+    node._publish(sparkplug.topic(group, "NBIRTH", long_id), _bd_seq_payload(DataType.Int64))
+    node.ddata(DEVICE, sample(5))
+    wait_until(lambda: stored(db, DEVICE) == 1, 10, "the good sample after the hostile ones")
+    wait_until(lambda: len(dead(db)) == 5, 10, "five dead letters")
+    reasons = [d["reason"] for d in dead(db)]
+    assert reasons[:2] == [
+        "seq 2147483648 is outside 0..255",
+        "seq 1099511627776 is outside 0..255",
+    ]
+    assert reasons[2] == f"bdSeq must be an integer metric within 0..{2**63 - 1}, not {2**64 - 1}"
+    assert reasons[3] == f"bdSeq must be an integer metric within 0..{2**63 - 1}, not no integer"
+    assert reasons[4].startswith("invalid topic: group and edge node ids must match")
+    assert events(db, group) == ["NBIRTH", "DBIRTH"]  # nothing hostile changed any state
+    assert states(db) == [(True, "DBIRTH")]
+
+
+@pytest.fixture
+def refuse_node(db: Engine) -> Any:
+    """An operator's trigger refusing every event row of one edge node, for good."""
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION refuse_gw_bad() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN IF NEW.edge_node = 'gw-bad' THEN RAISE EXCEPTION 'operator rule: no gw-bad'; "
+                "END IF; RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_gw_bad BEFORE INSERT ON sparkplug_events "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_gw_bad()"
+            )
+        )
+    yield
+    with db.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse_gw_bad ON sparkplug_events"))
+        conn.execute(text("DROP FUNCTION refuse_gw_bad()"))
+
+
+def test_an_event_row_the_database_refuses_is_dead_lettered_and_ingest_goes_on(
+    db: Engine, node: SparkplugNode, group: str, mqtt_url: str, refuse_node: None
+) -> None:
+    register(db, DEVICE)
+    bad = SparkplugNode(mqtt_url, group, "gw-bad")
+    try:
+        bad.nbirth()
+        node.nbirth()
+        node.dbirth(DEVICE)
+        node.ddata(DEVICE, sample(0))
+        wait_until(lambda: stored(db, DEVICE) == 1, 10, "the good node's sample")
+        wait_until(lambda: len(dead(db)) == 1, 10, "the refused NBIRTH's dead letter")
+    finally:
+        bad.close()
+    (letter,) = dead(db)
+    assert letter["topic"] == f"spBv1.0/{group}/NBIRTH/gw-bad"
+    assert letter["reason"].startswith("refused by the database:")
+    assert "operator rule: no gw-bad" in letter["reason"]
+    assert events(db, group) == ["NBIRTH", "DBIRTH"]

@@ -19,8 +19,14 @@ with each message type (spec §1.1):
 - Every message but NBIRTH/NDEATH carries ``seq`` (0 to 255, wrapping): a gap,
   data before its birth, or an unknown alias makes viu ask the node for its
   births again (NCMD ``Node Control/Rebirth``), recorded as REBIRTH_REQUEST;
-  a DDATA that cannot be read is dead-lettered with the reason. A payload
-  that is not a Sparkplug B protobuf is dead-lettered; nothing stops ingest.
+  a DDATA that cannot be read is dead-lettered with the reason.
+
+Nothing a node sends stops ingest: a message the database could not store is
+dead-lettered with the reason before it touches any state (a payload that is
+not a Sparkplug B protobuf, a group or edge node id not matching the device
+id rule ``^[A-Za-z0-9._-]{1,64}$``, a ``seq`` outside 0..255, a ``bdSeq``
+that is not an integer metric within 0..2^63-1); a row the database still
+refuses is dead-lettered by ``pipeline`` with the database's reason.
 
 The state (sessions, aliases, sequence numbers) lives in this process: the
 decoder thread decodes messages in arrival order. A decode is remembered per
@@ -58,6 +64,18 @@ REBIRTH_EVERY_S = 5.0  # at most one rebirth request per node in this time
 REMEMBERED = 20_000  # decodes kept for retried writes
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGNED32 = {DataType.Int8, DataType.Int16, DataType.Int32}
+_INTEGERS = _SIGNED32 | {
+    DataType.Int64,
+    DataType.UInt8,
+    DataType.UInt16,
+    DataType.UInt32,
+    DataType.UInt64,
+}
+MAX_BD_SEQ = 2**63 - 1  # sparkplug_events.bd_seq is a bigint
+
+
+class Invalid(ValueError):
+    """A message viu cannot take as it is: dead-lettered with this reason, no state changed."""
 
 
 def topic(group: str, kind: str, edge_node: str, device: str | None = None) -> str:
@@ -144,6 +162,7 @@ class _Decoder:
         self.message = message
         self.live = live
         self.out = Decoded(message, None)
+        self.bd_seq: int | None = None
 
     def run(self) -> Decoded:
         parts = self.message.topic.split("/")
@@ -153,6 +172,10 @@ class _Decoder:
         device = parts[4] if len(parts) == 5 else None
         if (device is None) != (kind in NODE_TYPES) or kind not in NODE_TYPES + DEVICE_TYPES:
             return self._reject(None, f"Sparkplug message type {kind[:16]!r} is not ingested")
+        if not (DEVICE_ID.match(group) and DEVICE_ID.match(edge_node)):
+            return self._reject(
+                None, f"invalid topic: group and edge node ids must match {DEVICE_ID.pattern}"
+            )
         if device is not None and not DEVICE_ID.match(device):
             return self._reject(
                 None, f"device id '{device[:80]}' does not match {DEVICE_ID.pattern}"
@@ -165,6 +188,11 @@ class _Decoder:
         except DecodeError as exc:
             return self._reject(device, f"malformed Sparkplug B payload: {exc}")
         self.group, self.edge_node, self.device, self.payload = group, edge_node, device, payload
+        try:
+            self.bd_seq = _bd_seq(payload) if kind in ("NBIRTH", "NDEATH") else None
+            _seq(payload)
+        except Invalid as exc:
+            return self._reject(device, str(exc))
         if not self.live:
             return self._replay(kind)
         node = self.fmt.node(group, edge_node, create=True)
@@ -177,7 +205,7 @@ class _Decoder:
     def _nbirth(self) -> Decoded:
         node, payload = self.node, self.payload
         node.born = True
-        node.bd_seq = _metric_int(payload, BD_SEQ)
+        node.bd_seq = self.bd_seq
         node.seq = payload.seq if payload.HasField("seq") else None
         node.aliases = _aliases(payload)
         node.devices = set()
@@ -186,7 +214,7 @@ class _Decoder:
 
     def _ndeath(self) -> Decoded:
         node = self.node
-        bd_seq = _metric_int(self.payload, BD_SEQ)
+        bd_seq = self.bd_seq
         if node.bd_seq is not None and bd_seq is not None and bd_seq != node.bd_seq:
             why = f"bdSeq {bd_seq} is not the live session's {node.bd_seq}: ignored"
             self._event("NDEATH_STALE", bd_seq=bd_seq, reason=why)
@@ -325,18 +353,28 @@ def _copy(d: Decoded) -> Decoded:
 
 
 def _seq(payload: Payload) -> int | None:
-    return payload.seq if payload.HasField("seq") else None
+    if not payload.HasField("seq"):
+        return None
+    if payload.seq > 255:
+        raise Invalid(f"seq {payload.seq} is outside 0..255")
+    return payload.seq
 
 
 def _aliases(payload: Payload) -> dict[int, str]:
     return {m.alias: m.name for m in payload.metrics if m.HasField("alias") and m.name}
 
 
-def _metric_int(payload: Payload, name: str) -> int | None:
+def _bd_seq(payload: Payload) -> int | None:
+    """The ``bdSeq`` metric: an integer metric within 0..2^63-1, or none at all."""
     for m in payload.metrics:
-        if m.name == name:
-            value = _value(m)
-            return value if isinstance(value, int) else None
+        if m.name == BD_SEQ:
+            value = _value(m) if m.datatype in _INTEGERS else None
+            if type(value) is not int or not 0 <= value <= MAX_BD_SEQ:
+                shown = str(value)[:32] if value is not None else "no integer"
+                raise Invalid(
+                    f"bdSeq must be an integer metric within 0..{MAX_BD_SEQ}, not {shown}"
+                )
+            return value
     return None
 
 
