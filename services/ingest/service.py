@@ -192,6 +192,7 @@ class IngestService:
                     decode(m) for m, _ in batch.items
                 ]  # the failed write may have changed them
         self.consumer.ack_many([token for _, token in batch.items])
+        formats.forget(m for m, _ in batch.items)
         self.consumer.publish(c for d in decoded for c in d.commands)
         self.buffer.release(batch.weight)
         self._writing = None

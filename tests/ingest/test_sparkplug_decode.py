@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from services.ingest.formats import decode, format_of, sparkplug
 from services.ingest.formats.base import Message
 from services.ingest.formats.sparkplug_b_pb2 import DataType, Payload
@@ -87,3 +89,39 @@ def test_topics_and_format_choice() -> None:
     assert format_of("viu/d1/telemetry").name == "json"
     bad = decode(Message("spBv1.0/g/DCMD/n/d", b"", datetime.now(UTC)))
     assert bad.rejects[0].reason == "Sparkplug message type 'DCMD' is not ingested"
+
+
+def test_remembered_decodes_are_bounded_in_bytes_and_forgotten_once_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fmt = sparkplug.SparkplugFormat()
+    node, inbox = node_and_inbox("bytes")
+    node.nbirth()
+    node.dbirth("d1")
+    for i in range(40):
+        node.ddata("d1", sample(i * 5))
+    size = sum(len(m.payload) for m in inbox)
+    fmt.decode(Message(inbox[0].topic, b"\xff not a protobuf", inbox[0].received_at))
+    assert not fmt._seen  # a stateless reject decodes the same again: not kept
+
+    monkeypatch.setattr(sparkplug, "REMEMBERED_BYTES", size // 2)
+    for m in inbox:
+        fmt.decode(m)
+    assert fmt._seen_bytes == sum(len(m.payload) for m in fmt._seen) <= size // 2
+    assert list(fmt._seen) == inbox[-len(fmt._seen) :]  # the oldest went first
+
+    monkeypatch.setattr(sparkplug, "REMEMBERED_BYTES", size)
+    fmt.reset()
+    for m in inbox:
+        fmt.decode(m)
+    assert list(fmt._seen) == inbox and fmt._seen_bytes == size
+    fmt.forget(inbox[:10])
+    assert list(fmt._seen) == inbox[10:]
+    assert fmt._seen_bytes == size - sum(len(m.payload) for m in inbox[:10])
+    fmt.forget(inbox)
+    assert not fmt._seen and fmt._seen_bytes == 0
+
+
+def test_a_message_weighs_by_its_size() -> None:
+    assert sparkplug.SPARKPLUG.weight(b"x" * 100) == 1
+    assert sparkplug.SPARKPLUG.weight(b"x" * (16 << 20)) == 257

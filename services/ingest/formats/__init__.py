@@ -12,6 +12,8 @@ in ``FORMATS`` before JSON, and its tests in ``tests/ingest``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from services.config import Settings
 from services.ingest.formats.base import Decoded, Format, Message
 from services.ingest.formats.json import JSON
@@ -32,6 +34,15 @@ def decode(message: Message, *, live: bool = True) -> Decoded:
 def weight(message: Message) -> int:
     """A cheap upper-bound guess of the samples in a message (for the buffer's bound)."""
     return format_of(message.topic).weight(message.payload)
+
+
+def forget(messages: Iterable[Message]) -> None:
+    """Acknowledged messages: each format drops what it kept for retrying their decode."""
+    by_format: dict[str, list[Message]] = {}
+    for m in messages:
+        by_format.setdefault(format_of(m.topic).name, []).append(m)
+    for f in FORMATS:
+        f.forget(by_format.get(f.name, []))
 
 
 def topic_filters(settings: Settings) -> list[str]:

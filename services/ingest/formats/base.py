@@ -10,6 +10,7 @@ that item alone) and why.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -115,6 +116,10 @@ class Format(Protocol):
 
     def weight(self, payload: bytes) -> int:
         """A cheap upper-bound guess of the samples in a payload, without parsing it."""
+        ...
+
+    def forget(self, messages: Iterable[Message]) -> None:
+        """The messages are acknowledged: drop what was kept for retrying their decode."""
         ...
 
 

@@ -9,6 +9,7 @@ HTTP pseudo-topic included).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -151,6 +152,9 @@ class JsonFormat:
 
     def weight(self, payload: bytes) -> int:
         return max(1, payload.count(b'"ts"'))
+
+    def forget(self, messages: Iterable[Message]) -> None:
+        """Nothing is kept: a JSON decode depends on the payload alone."""
 
 
 JSON = JsonFormat()

@@ -29,9 +29,13 @@ that is not an integer metric within 0..2^63-1); a row the database still
 refuses is dead-lettered by ``pipeline`` with the database's reason.
 
 The state (sessions, aliases, sequence numbers) lives in this process: the
-decoder thread decodes messages in arrival order. A decode is remembered per
-message, so a retried write (``pipeline``) gets the same result instead of
-seeing its own sequence number again as a gap. After a restart viu knows no
+decoder thread decodes messages in arrival order. A decode that changed state
+is remembered per message until its batch is acknowledged (``forget``), so a
+retried write (``pipeline``) gets the same result instead of seeing its own
+sequence number again as a gap. The memory is bounded in messages and in
+payload bytes (``REMEMBERED``, ``REMEMBERED_BYTES``): the bounds hold every
+batch the service has in flight (two batches of at most 100,000 messages), so
+only what a caller never acknowledged is evicted. After a restart viu knows no
 session: the first message of each node asks for a rebirth.
 """
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -61,7 +66,9 @@ REBIRTH_METRIC = "Node Control/Rebirth"
 BD_SEQ = "bdSeq"
 SAMPLE_FIELDS = frozenset(Sample.model_fields) - {"ts", "device_id"}
 REBIRTH_EVERY_S = 5.0  # at most one rebirth request per node in this time
-REMEMBERED = 20_000  # decodes kept for retried writes
+REMEMBERED = 250_000  # decodes kept for retried writes (two batches in flight, at most)
+REMEMBERED_BYTES = 1 << 30  # ... and the payload bytes they hold
+WEIGHT_BYTES = 65_536  # a message counts one more against the ingest buffer per this many bytes
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGNED32 = {DataType.Int8, DataType.Int16, DataType.Int32}
 _INTEGERS = _SIGNED32 | {
@@ -111,6 +118,7 @@ class SparkplugFormat:
     def __init__(self) -> None:
         self._nodes: dict[tuple[str, str], _Node] = {}
         self._seen: OrderedDict[Message, Decoded] = OrderedDict()
+        self._seen_bytes = 0
         self._lock = threading.Lock()  # the decoder thread decodes; the writer retries
 
     def topics(self, settings: Settings) -> list[str]:
@@ -125,27 +133,43 @@ class SparkplugFormat:
         return topic.startswith(NAMESPACE + "/")
 
     def weight(self, payload: bytes) -> int:
-        return 1
+        """Proportional to the payload's size, so the ingest buffer bounds bytes too."""
+        return 1 + len(payload) // WEIGHT_BYTES
+
+    def forget(self, messages: Iterable[Message]) -> None:
+        """The messages are acknowledged: no retry will decode them again."""
+        with self._lock:
+            for message in messages:
+                if self._seen.pop(message, None) is not None:
+                    self._seen_bytes -= len(message.payload)
 
     def reset(self) -> None:
         """Forget every session (as a restart does)."""
         with self._lock:
             self._nodes.clear()
             self._seen.clear()
+            self._seen_bytes = 0
 
     def decode(self, message: Message, *, live: bool = True) -> Decoded:
         with self._lock:
             if live and (done := self._seen.get(message)) is not None:
                 return _copy(done)
+            decoder = _Decoder(self, message, live)
             try:
-                out = _Decoder(self, message, live).run()
+                out = decoder.run()
             except Exception as exc:  # the bulkhead: no payload may stop ingest
                 out = whole(message, None, f"cannot be decoded: {type(exc).__name__}: {exc}")
-            if live:
-                self._seen[message] = _copy(out)
-                while len(self._seen) > REMEMBERED:
-                    self._seen.popitem(last=False)
+            if decoder.stateful:  # the rest decodes the same again: nothing to remember
+                self._remember(message, out)
             return out
+
+    def _remember(self, message: Message, out: Decoded) -> None:
+        if message not in self._seen:
+            self._seen_bytes += len(message.payload)
+        self._seen[message] = _copy(out)
+        while self._seen and (len(self._seen) > REMEMBERED or self._seen_bytes > REMEMBERED_BYTES):
+            old, _ = self._seen.popitem(last=False)
+            self._seen_bytes -= len(old.payload)
 
     def node(self, group: str, edge_node: str, *, create: bool) -> _Node | None:
         key = (group, edge_node)
@@ -163,6 +187,7 @@ class _Decoder:
         self.live = live
         self.out = Decoded(message, None)
         self.bd_seq: int | None = None
+        self.stateful = False  # reached the node's state (live only)
 
     def run(self) -> Decoded:
         parts = self.message.topic.split("/")
@@ -195,6 +220,7 @@ class _Decoder:
             return self._reject(device, str(exc))
         if not self.live:
             return self._replay(kind)
+        self.stateful = True
         node = self.fmt.node(group, edge_node, create=True)
         assert node is not None
         self.node = node
