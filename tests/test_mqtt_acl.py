@@ -134,7 +134,8 @@ def production_broker(home: Path, pki: Pki, *, mutual: bool = False) -> Iterator
     shutil.copy(CONF_DIR / "acl", home / "acl")
     passwords = {user: uuid.uuid4().hex for user in ("dev-a", "dev-b", EDGE_NODE, INGESTER)}
     for user, password in passwords.items():
-        add_device(home / "passwd", user, password)
+        gateway = ("--gateway", "-a", str(home / "acl")) if user == EDGE_NODE else ()
+        add_device(home / "passwd", user, password, *gateway)
     port, tls_port = free_port(), free_port()
     conf = home / "mosquitto.conf"
     conf.write_text(
@@ -430,6 +431,47 @@ def test_sparkplug_edge_node_publishes_its_own_topics_and_reads_its_commands(
     assert ingester.received_until(end) == [("spBv1.0/g/DDATA/gw-1/press-1", end)]
 
 
+def test_a_device_account_cannot_speak_sparkplug_for_any_device(clients: Connect) -> None:
+    """Only a gateway the operator provisioned publishes spBv1.0: a JSON device claims nothing."""
+    ingester = clients(INGESTER)
+    assert [rc.value for rc in ingester.subscribe("$share/viu/spBv1.0/#")] == [1]
+    device = clients("dev-a")
+    for forged in (
+        "spBv1.0/g/DDATA/dev-a/dev-b",
+        "spBv1.0/g/DBIRTH/dev-a/dev-b",
+        "spBv1.0/g/DDEATH/dev-a/dev-b",
+        "spBv1.0/g/NBIRTH/dev-a",
+        "spBv1.0/g/NDEATH/dev-a",
+    ):
+        assert device.publish(forged, b"forged").value == NOT_AUTHORIZED
+    end = marker()
+    assert clients(EDGE_NODE).publish("spBv1.0/g/DBIRTH/gw-1/dev-b", end).value == 0
+    assert ingester.received_until(end) == [("spBv1.0/g/DBIRTH/gw-1/dev-b", end)]
+
+
+def test_a_gateway_is_granted_after_reload_and_its_grant_goes_with_the_revoke(
+    broker: Broker, clients: Connect
+) -> None:
+    acl = broker.home / "acl"
+    password = add_device(broker.home / "passwd", "gw-2", None, "-G", "-a", str(acl))
+    add_device(broker.home / "passwd", "gw-2", password, "--gateway", "-a", str(acl))  # again
+    assert acl.read_text().count("user gw-2\n") == 1
+    broker.reload()
+    gateway = eventually(lambda: clients("gw-2", password), accepted=True)
+    ingester = clients(INGESTER)
+    assert [rc.value for rc in ingester.subscribe("spBv1.0/#")] == [1]
+    assert gateway.publish("spBv1.0/g/NBIRTH/gw-1", b"forged").value == NOT_AUTHORIZED
+    end = marker()
+    assert gateway.publish("spBv1.0/g/NBIRTH/gw-2", end).value == 0
+    assert ingester.received_until(end) == [("spBv1.0/g/NBIRTH/gw-2", end)]
+
+    add_device(broker.home / "passwd", "gw-2", None, "-D", "-a", str(acl))
+    assert "gw-2" not in acl.read_text()
+    assert acl.read_text().count("user gw-1\n") == 1  # the other gateway keeps its grant
+    broker.reload()
+    eventually(lambda: clients("gw-2", password), accepted=False)
+
+
 def test_add_device_refuses_an_invalid_device_id(tmp_path: Path) -> None:
     with pytest.raises(subprocess.CalledProcessError) as err:
         add_device(tmp_path / "passwd", "a/b", "pw")
@@ -473,9 +515,9 @@ def test_broker_configs_save_queues_after_a_few_changes_not_a_minute() -> None:
 
 def test_acl_limits_devices_to_their_own_telemetry_topic() -> None:
     acl = directives((CONF_DIR / "acl").read_text())
-    assert acl["pattern"][0] == "write viu/%u/telemetry"
-    # Sparkplug B edge nodes: their own node's (and devices') messages, and their commands.
-    assert all(p.endswith(("/%u", "/%u/+")) and "spBv1.0/+/" in p for p in acl["pattern"][1:])
+    assert acl["pattern"] == ["write viu/%u/telemetry"]
+    # Sparkplug B: only gateway accounts (add-device.sh --gateway), none in the file as shipped.
+    assert acl["user"] == ["viu-ingest"]
     assert "read viu/+/telemetry" in acl["topic"]
 
 

@@ -3,10 +3,20 @@
 #
 #   deploy/mosquitto/add-device.sh [-f PASSWORD_FILE] DEVICE_ID       add or change
 #   deploy/mosquitto/add-device.sh [-f PASSWORD_FILE] -D DEVICE_ID    revoke
+#   deploy/mosquitto/add-device.sh [-f PASSWORD_FILE] [-a ACL_FILE] --gateway EDGE_NODE_ID
+#                                                   (or -G) add a Sparkplug B gateway
 #
 # The username is the device id, so the ACL line "pattern write viu/%u/telemetry"
 # lets the device publish to viu/<device id>/telemetry and nowhere else. The
 # ingesters' service credential (viu-ingest) is created the same way.
+#
+# --gateway: the account is a Sparkplug B edge node (the username is its edge
+# node id). Besides the password, a "user" block is written to the ACL file
+# (ACL_FILE, default acl next to this script) granting it its own node's
+# spBv1.0 topics: a gateway speaks for every device it names, so only the
+# operator creates one, and only for a gateway it trusts with those devices.
+# Revoking (-D) an account also removes its gateway block. Reload the broker
+# afterwards (SIGHUP rereads the password and ACL files).
 #
 # The password comes from $DEVICE_PASSWORD when set, else it is generated and
 # printed once on standard output. It never appears on a command line
@@ -24,16 +34,24 @@
 set -eu
 
 usage() {
-    echo "usage: $0 [-f PASSWORD_FILE] [-D] DEVICE_ID" >&2
+    echo "usage: $0 [-f PASSWORD_FILE] [-a ACL_FILE] [-D] [-G|--gateway] DEVICE_ID" >&2
     exit 2
 }
 
 file="$(dirname "$0")/passwd"
+acl="$(dirname "$0")/acl"
 delete=""
-while getopts "f:D" opt; do
+gateway=""
+for arg in "$@"; do # --gateway is -G (getopts knows short options only)
+    shift
+    if [ "$arg" = "--gateway" ]; then set -- "$@" -G; else set -- "$@" "$arg"; fi
+done
+while getopts "f:a:DG" opt; do
     case "$opt" in
         f) file="$OPTARG" ;;
+        a) acl="$OPTARG" ;;
         D) delete=1 ;;
+        G) gateway=1 ;;
         *) usage ;;
     esac
 done
@@ -52,8 +70,20 @@ command -v mosquitto_passwd >/dev/null || {
     exit 1
 }
 
+# Drop the account's gateway block from the ACL file, if it has one.
+drop_gateway() {
+    [ -e "$acl" ] || return 0
+    awk -v begin="# gateway $device begin" -v end="# gateway $device end" '
+        $0 == begin { skip = 1; next }
+        skip && $0 == end { skip = 0; next }
+        !skip' "$acl" >"$acl.tmp"
+    cat "$acl.tmp" >"$acl" # in place: the file keeps its owner and mode
+    rm -f "$acl.tmp"
+}
+
 if [ -n "$delete" ]; then
     mosquitto_passwd -D "$file" "$device"
+    drop_gateway
     echo "revoked $device in $file (reload the broker: SIGHUP)" >&2
     exit 0
 fi
@@ -69,6 +99,22 @@ if [ -z "$password" ]; then
 fi
 printf '%s\n%s\n' "$password" "$password" | mosquitto_passwd "$file" "$device" >/dev/null
 echo "added $device to $file (reload the broker: SIGHUP)" >&2
+if [ -n "$gateway" ]; then
+    drop_gateway
+    {
+        printf '# gateway %s begin\n' "$device"
+        printf 'user %s\n' "$device"
+        for kind in NBIRTH NDEATH NDATA; do
+            printf 'topic write spBv1.0/+/%s/%s\n' "$kind" "$device"
+        done
+        for kind in DBIRTH DDEATH DDATA; do
+            printf 'topic write spBv1.0/+/%s/%s/+\n' "$kind" "$device"
+        done
+        printf 'topic read spBv1.0/+/NCMD/%s\n' "$device"
+        printf '# gateway %s end\n' "$device"
+    } >>"$acl"
+    echo "granted $device the Sparkplug B topics of edge node $device in $acl" >&2
+fi
 if [ -n "$generated" ]; then
     printf '%s\n' "$password"
 fi
