@@ -125,3 +125,39 @@ def test_remembered_decodes_are_bounded_in_bytes_and_forgotten_once_acknowledged
 def test_a_message_weighs_by_its_size() -> None:
     assert sparkplug.SPARKPLUG.weight(b"x" * 100) == 1
     assert sparkplug.SPARKPLUG.weight(b"x" * (16 << 20)) == 257
+
+
+def test_nodes_aliases_and_devices_per_node_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sparkplug, "MAX_NODES", 3)
+    monkeypatch.setattr(sparkplug, "MAX_DEVICES", 2)
+    monkeypatch.setattr(sparkplug, "MAX_ALIASES", 12)  # the simulator: 6 per device
+    fmt = sparkplug.SparkplugFormat()
+    inbox: list[Message] = []
+    send = lambda t, raw: inbox.append(Message(t, raw, datetime.now(UTC)))  # noqa: E731
+    nodes = [EdgeNode(send, "caps", f"n{i}") for i in range(4)]
+    for n in nodes:
+        n.nbirth()
+    for m in inbox:
+        fmt.decode(m)
+    # The least recently heard node is forgotten: its data asks for its births again.
+    assert [k[1] for k in fmt._nodes] == ["n1", "n2", "n3"]
+    inbox.clear()
+    nodes[0].ddata("d1", sample(0))
+    (forgotten,) = [fmt.decode(m) for m in inbox]
+    assert forgotten.rejects[0].reason == "DDATA of 'd1' before NBIRTH of its edge node"
+    assert [e.kind for e in forgotten.events] == ["REBIRTH_REQUEST"]
+
+    # Devices (and aliases) per node: over the cap, a DBIRTH is dead-lettered with the reason.
+    inbox.clear()
+    node = nodes[3]
+    for device in ("d1", "d2", "d3"):
+        node.dbirth(device)
+    decoded = [fmt.decode(m) for m in inbox]
+    assert [len(d.events) for d in decoded] == [1, 1, 0]
+    assert decoded[2].rejects[0].reason == "edge node would have over 12 aliases"
+    monkeypatch.setattr(sparkplug, "MAX_ALIASES", 1000)
+    inbox.clear()
+    node.dbirth("d4")
+    (over,) = [fmt.decode(m) for m in inbox]
+    assert over.rejects[0].reason == "edge node has 2 devices online"
+    assert fmt._nodes[("caps", "n3")].devices == {"d1", "d2"}

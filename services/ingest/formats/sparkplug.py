@@ -68,6 +68,9 @@ SAMPLE_FIELDS = frozenset(Sample.model_fields) - {"ts", "device_id"}
 REBIRTH_EVERY_S = 5.0  # at most one rebirth request per node in this time
 REMEMBERED = 250_000  # decodes kept for retried writes (two batches in flight, at most)
 REMEMBERED_BYTES = 1 << 30  # ... and the payload bytes they hold
+MAX_NODES = 10_000  # sessions kept; the least recently heard node is forgotten (it rebirths)
+MAX_ALIASES = 10_000  # metric aliases per node
+MAX_DEVICES = 1_000  # born devices per node
 WEIGHT_BYTES = 65_536  # a message counts one more against the ingest buffer per this many bytes
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGNED32 = {DataType.Int8, DataType.Int16, DataType.Int32}
@@ -116,7 +119,7 @@ class SparkplugFormat:
     name = "sparkplug"
 
     def __init__(self) -> None:
-        self._nodes: dict[tuple[str, str], _Node] = {}
+        self._nodes: OrderedDict[tuple[str, str], _Node] = OrderedDict()
         self._seen: OrderedDict[Message, Decoded] = OrderedDict()
         self._seen_bytes = 0
         self._lock = threading.Lock()  # the decoder thread decodes; the writer retries
@@ -172,10 +175,15 @@ class SparkplugFormat:
             self._seen_bytes -= len(old.payload)
 
     def node(self, group: str, edge_node: str, *, create: bool) -> _Node | None:
+        """A node's session; ``create``: heard now (the least recently heard beyond the cap go)."""
         key = (group, edge_node)
-        if create:
-            return self._nodes.setdefault(key, _Node())
-        return self._nodes.get(key)
+        if not create:
+            return self._nodes.get(key)
+        node = self._nodes.setdefault(key, _Node())
+        self._nodes.move_to_end(key)
+        while len(self._nodes) > MAX_NODES:  # forgotten: its next message asks for a rebirth
+            self._nodes.popitem(last=False)
+        return node
 
 
 class _Decoder:
@@ -230,10 +238,13 @@ class _Decoder:
 
     def _nbirth(self) -> Decoded:
         node, payload = self.node, self.payload
+        aliases = _aliases(payload)
+        if len(aliases) > MAX_ALIASES:
+            return self._reject(None, f"NBIRTH declares over {MAX_ALIASES} metric aliases")
         node.born = True
         node.bd_seq = self.bd_seq
         node.seq = payload.seq if payload.HasField("seq") else None
-        node.aliases = _aliases(payload)
+        node.aliases = aliases
         node.devices = set()
         self._event("NBIRTH", seq=node.seq, bd_seq=node.bd_seq)
         return self.out
@@ -266,7 +277,12 @@ class _Decoder:
         self._sequence()
         if not node.born:
             self._rebirth(f"DBIRTH of '{self.device}' before NBIRTH")
-        node.aliases.update(_aliases(self.payload))
+        aliases = node.aliases | _aliases(self.payload)
+        if len(aliases) > MAX_ALIASES:
+            return self._reject(self.device, f"edge node would have over {MAX_ALIASES} aliases")
+        if self.device not in node.devices and len(node.devices) >= MAX_DEVICES:
+            return self._reject(self.device, f"edge node has {MAX_DEVICES} devices online")
+        node.aliases = aliases
         node.devices.add(str(self.device))
         self._event("DBIRTH", seq=_seq(self.payload))
         return self.out
