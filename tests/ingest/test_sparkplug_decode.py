@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -161,3 +161,29 @@ def test_nodes_aliases_and_devices_per_node_are_capped(monkeypatch: pytest.Monke
     (over,) = [fmt.decode(m) for m in inbox]
     assert over.rejects[0].reason == "edge node has 2 devices online"
     assert fmt._nodes[("caps", "n3")].devices == {"d1", "d2"}
+
+
+def test_state_event_times_come_from_a_plausible_clock_and_a_death_follows_its_births() -> None:
+    fmt = sparkplug.SparkplugFormat()
+    now = datetime.now(UTC).replace(microsecond=0)  # payload timestamps are milliseconds
+
+    def at(kind: str, stamp: datetime | int, device: str | None = None, **kw: int) -> datetime:
+        ms = stamp if isinstance(stamp, int) else round(stamp.timestamp() * 1000)
+        payload = Payload(timestamp=ms, **kw)
+        if kind in ("NBIRTH", "NDEATH"):
+            payload.metrics.add(name="bdSeq", datatype=DataType.Int64, long_value=0)
+        msg = Message(
+            sparkplug.topic("clock", kind, "n1", device), payload.SerializeToString(), now
+        )
+        (event,) = [e for e in fmt.decode(msg).events if e.kind == kind]
+        return event.ts
+
+    assert at("NBIRTH", now - timedelta(minutes=3), seq=0) == now - timedelta(minutes=3)
+    # A clock far ahead or far behind (or nonsense): the time the message arrived.
+    assert at("DBIRTH", now + timedelta(hours=1), "d1", seq=1) == now
+    assert at("DDEATH", now - timedelta(days=30), "d1", seq=2) == now
+    assert at("DBIRTH", 2**64 - 1, "d1", seq=3) == now
+    # A clock a little ahead is believed, and the node's death is not before it.
+    ahead = now + timedelta(minutes=4)
+    assert at("DBIRTH", ahead, "d2", seq=4) == ahead
+    assert at("NDEATH", now - timedelta(hours=2)) == ahead

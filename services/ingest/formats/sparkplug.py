@@ -68,6 +68,12 @@ SAMPLE_FIELDS = frozenset(Sample.model_fields) - {"ts", "device_id"}
 REBIRTH_EVERY_S = 5.0  # at most one rebirth request per node in this time
 REMEMBERED = 250_000  # decodes kept for retried writes (two batches in flight, at most)
 REMEMBERED_BYTES = 1 << 30  # ... and the payload bytes they hold
+# A state event's time is its payload timestamp when plausible, else the time it arrived: a
+# node's clock ahead by more than this must not keep devices online after its death ...
+EVENT_AHEAD = timedelta(minutes=5)
+# ... nor backdate states further than the broker keeps a queued message (mosquitto.prod.conf
+# persistent_client_expiration 7d).
+EVENT_BEHIND = timedelta(days=7)
 MAX_NODES = 10_000  # sessions kept; the least recently heard node is forgotten (it rebirths)
 MAX_ALIASES = 10_000  # metric aliases per node
 MAX_DEVICES = 1_000  # born devices per node
@@ -113,6 +119,7 @@ class _Node:
     aliases: dict[int, str] = field(default_factory=dict)
     devices: set[str] = field(default_factory=set)
     asked_at: float = float("-inf")  # monotonic time of the last rebirth request
+    last_at: datetime | None = None  # the latest time of a state event recorded for it
 
 
 class SparkplugFormat:
@@ -259,8 +266,12 @@ class _Decoder:
         node.born, node.seq, node.bd_seq = False, None, None
         node.aliases, node.devices = {}, set()
         # A death certificate is the broker's Will, built when the node connected:
-        # its timestamp is old, the time it arrived is when the node died.
-        self._event("NDEATH", bd_seq=bd_seq, at=self.message.received_at)
+        # its timestamp is old, the time it arrived is when the node died; and
+        # never before what the node said before it (a clock a little ahead).
+        at = self.message.received_at
+        self._event(
+            "NDEATH", bd_seq=bd_seq, at=at if node.last_at is None else max(at, node.last_at)
+        )
         return self.out
 
     def _ndata(self) -> Decoded:
@@ -374,8 +385,10 @@ class _Decoder:
     ) -> None:
         if at is None:
             at = self.message.received_at
-            if kind != "REBIRTH_REQUEST" and self.payload.timestamp:
-                at = _EPOCH + timedelta(milliseconds=self.payload.timestamp)
+            if kind != "REBIRTH_REQUEST":
+                at = _plausible(self.payload.timestamp, at)
+        if self.node.last_at is None or at > self.node.last_at:
+            self.node.last_at = at
         who = None if node_level else self.device
         self.out.events.append(
             StateEvent(self.group, self.edge_node, who, kind, at, seq, bd_seq, reason)
@@ -442,6 +455,13 @@ def _value(metric: Payload.Metric) -> Any:
     if which == "string_value":
         return metric.string_value
     return None
+
+
+def _plausible(millis: int, received: datetime) -> datetime:
+    """A payload timestamp within EVENT_BEHIND before to EVENT_AHEAD after arrival, else arrival."""
+    if _millis(received - EVENT_BEHIND) <= millis <= _millis(received + EVENT_AHEAD):
+        return _EPOCH + timedelta(milliseconds=millis)
+    return received
 
 
 def _millis(ts: datetime) -> int:
