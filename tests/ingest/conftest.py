@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -75,6 +76,31 @@ def write(db: Engine) -> Callable[..., Outcome]:
         return pipeline.ingest(db, [message(device_id, r, topic) for r in raws])
 
     return run
+
+
+@contextlib.contextmanager
+def refusing(db: Engine, table: str, condition: str, rule: str) -> Iterator[None]:
+    """What an operator might add: a trigger refusing rows of ``table`` where ``condition``, for good."""
+    name = f"refuse_{uuid.uuid4().hex[:8]}"
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN IF {condition} THEN RAISE EXCEPTION '{rule}'; END IF; RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+            )
+        )
+    try:
+        yield
+    finally:
+        with db.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER {name} ON {table}"))
+            conn.execute(text(f"DROP FUNCTION {name}()"))
 
 
 def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:

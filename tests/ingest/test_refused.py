@@ -22,7 +22,7 @@ from services import db as viu_db
 from services.api.app import create_app
 from services.config import Settings
 from services.ingest.service import IngestService
-from tests.ingest.conftest import payload, register, rows, sample
+from tests.ingest.conftest import payload, refusing, register, rows, sample
 from tests.ingest.mqtt_helpers import Publisher, wait_until
 from tests.ingest.proxy import Proxy
 
@@ -34,24 +34,8 @@ RULE = f"operator rule: throughput {REFUSED} is not allowed"
 @pytest.fixture
 def trigger(db: Engine) -> Iterator[None]:
     """What an operator might add: a trigger that refuses one value, for good."""
-    with db.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE OR REPLACE FUNCTION refuse_13() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                f"BEGIN IF NEW.throughput = {REFUSED} THEN RAISE EXCEPTION '{RULE}'; END IF; "
-                "RETURN NEW; END $$"
-            )
-        )
-        conn.execute(
-            text(
-                "CREATE TRIGGER refuse_13 BEFORE INSERT OR UPDATE ON samples "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_13()"
-            )
-        )
-    yield
-    with db.begin() as conn:
-        conn.execute(text("DROP TRIGGER refuse_13 ON samples"))
-        conn.execute(text("DROP FUNCTION refuse_13()"))
+    with refusing(db, "samples", f"NEW.throughput = {REFUSED}", RULE):
+        yield
 
 
 def counters(db: Engine) -> dict[str, int]:

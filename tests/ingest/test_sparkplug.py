@@ -15,12 +15,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from services.ingest.formats import sparkplug
 from services.ingest.formats.sparkplug_b_pb2 import DataType, Payload
 from services.ingest.service import IngestService
-from tests.ingest.conftest import T0, register, rows, sample
+from tests.ingest.conftest import T0, refusing, register, rows, sample
 from tests.ingest.mqtt_helpers import stored, wait_until
 from tests.ingest.sparkplug_node import SparkplugNode
 
@@ -218,24 +218,8 @@ def test_values_the_database_cannot_store_are_dead_lettered_and_ingest_goes_on(
 @pytest.fixture
 def refuse_node(db: Engine) -> Any:
     """An operator's trigger refusing every event row of one edge node, for good."""
-    with db.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE OR REPLACE FUNCTION refuse_gw_bad() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                "BEGIN IF NEW.edge_node = 'gw-bad' THEN RAISE EXCEPTION 'operator rule: no gw-bad'; "
-                "END IF; RETURN NEW; END $$"
-            )
-        )
-        conn.execute(
-            text(
-                "CREATE TRIGGER refuse_gw_bad BEFORE INSERT ON sparkplug_events "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_gw_bad()"
-            )
-        )
-    yield
-    with db.begin() as conn:
-        conn.execute(text("DROP TRIGGER refuse_gw_bad ON sparkplug_events"))
-        conn.execute(text("DROP FUNCTION refuse_gw_bad()"))
+    with refusing(db, "sparkplug_events", "NEW.edge_node = 'gw-bad'", "operator rule: no gw-bad"):
+        yield
 
 
 def test_an_event_row_the_database_refuses_is_dead_lettered_and_ingest_goes_on(
