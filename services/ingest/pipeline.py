@@ -6,8 +6,9 @@ is idempotent. Anything else means the database refuses something in the
 batch for good (a constraint, an operator's trigger, …) and would refuse it
 on every retry, so the batch is **salvaged**: split in halves, each half in
 its own transaction, until the samples the database refuses are isolated.
-Each of those is dead-lettered with the database's own message, everything
-else is stored, and the caller acknowledges and goes on. Finding k refused
+Each of those is dead-lettered with the database's own message (a payload's
+refused state events: the whole message), everything else is stored, and the
+caller acknowledges and goes on. Finding k refused
 samples among n costs about 2·k·log2(n/k) small transactions; a batch
 without a refusal costs nothing extra.
 """

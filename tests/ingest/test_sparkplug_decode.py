@@ -187,3 +187,18 @@ def test_state_event_times_come_from_a_plausible_clock_and_a_death_follows_its_b
     ahead = now + timedelta(minutes=4)
     assert at("DBIRTH", ahead, "d2", seq=4) == ahead
     assert at("NDEATH", now - timedelta(hours=2)) == ahead
+
+
+def test_a_data_timestamp_beyond_any_date_is_dead_lettered() -> None:
+    node, inbox = node_and_inbox("far")
+    node.nbirth()
+    node.dbirth("d1")
+    raw = Payload.FromString(node.data_payload("d1", sample(0)))
+    raw.timestamp = 2**64 - 1
+    inbox.append(
+        Message(
+            inbox[-1].topic.replace("DBIRTH", "DDATA"), raw.SerializeToString(), datetime.now(UTC)
+        )
+    )
+    *_, far = [decode(m) for m in inbox]
+    assert far.rejects[0].reason == f"payload timestamp {2**64 - 1} ms is out of range"

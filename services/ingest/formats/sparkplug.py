@@ -336,7 +336,12 @@ class _Decoder:
             return self.out  # no sample field: not viu's data
         if not self.payload.HasField("timestamp"):
             return self._reject(self.device, "DDATA without a payload timestamp (the sample's ts)")
-        item["ts"] = _EPOCH + timedelta(milliseconds=self.payload.timestamp)
+        try:
+            item["ts"] = _EPOCH + timedelta(milliseconds=self.payload.timestamp)
+        except OverflowError:
+            return self._reject(
+                self.device, f"payload timestamp {self.payload.timestamp} ms is out of range"
+            )
         try:
             self.out.samples.append(Sample.model_validate(item))
         except ValidationError as exc:
