@@ -213,6 +213,44 @@ def test_a_party_disputes_a_draft_statement_from_its_page(signed_in: Any, meetin
     assert "Raise a dispute" not in signed_in("finance", OWN).get(statement).text
 
 
+def test_the_other_party_resolves_a_dispute_on_the_governance_page(
+    signed_in: Any, meeting: int, api: Any, admin: dict[str, str], db: Any
+) -> None:
+    customer = signed_in("customer", CUSTOMER)
+    statement = "/contracts/RA-1/statements/2026-09"
+    page = customer.get(statement).text
+    customer.post(
+        statement + "/dispute",
+        data={"csrf": hidden(page, "csrf"), "line_kind": "penalty", "reason": "grid outage"},
+    )
+    (dispute,) = ok(api.get("/v1/contracts/RA-1/disputes", headers=admin))
+    governance = "/contracts/RA-1/governance"
+    assert f'data-uphold="{dispute["id"]}"' not in customer.get(governance).text
+
+    provider = signed_in("provider", OWN)
+    page = provider.get(governance).text
+    assert f'data-uphold="{dispute["id"]}"' in page and f'data-dismiss="{dispute["id"]}"' in page
+    action = f"/disputes/{dispute['id']}/resolve"
+    bare = provider.post(action, data={"csrf": hidden(page, "csrf"), "outcome": "dismissed"})
+    assert bare.status_code == 422 and "Nothing was saved" in bare.text
+    assert ok(api.get("/v1/contracts/RA-1/disputes", headers=admin))[0]["status"] == "open"
+    r = provider.post(
+        action,
+        data={"csrf": hidden(page, "csrf"), "outcome": "dismissed", "note": "the grid was up"},
+    )
+    assert r.status_code == 200 and "The dispute is dismissed" in r.text
+    assert "the grid was up" in r.text and f'data-uphold="{dispute["id"]}"' not in r.text
+    (resolved,) = ok(api.get("/v1/contracts/RA-1/disputes", headers=admin))
+    assert (resolved["status"], resolved["note"]) == ("dismissed", "the grid was up")
+    assert resolved["decisions"][-1]["party"] == "provider"
+    entry = ok(api.get("/v1/audit?action=dispute.dismissed", headers=admin))["items"][0]
+    assert entry["details"].get("email") and entry["object_id"] == str(dispute["id"])
+    again = provider.post(
+        action, data={"csrf": hidden(page, "csrf"), "outcome": "upheld", "note": "after all"}
+    )
+    assert again.status_code == 409 and "Traceback" not in again.text
+
+
 def test_a_decision_posted_after_the_session_ended_returns_to_the_review_after_sign_in(
     browser: Any, meeting: int
 ) -> None:

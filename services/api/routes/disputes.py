@@ -13,20 +13,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from schemas.governance import DisputeIn, ResolveIn
-from schemas.periods import Period
 from schemas.vocabulary import DisputeStatus
-from services import decisions
+from services.api import resolutions
 from services.api.audit import Audit
 from services.api.deps import Conn, require
 from services.api.params import ContractIdPath, RowIdPath
-from services.api.parties import acting, contract_of
+from services.api.parties import acting
 from services.api.schemas.base import returns
 from services.api.schemas.disputes import DisputeOut
-from services.api.scoping import READ_ROLES, visible_contract, visible_device
+from services.api.scoping import READ_ROLES, visible_contract
 from services.api.tokens import Principal
-from services.errors import Invalid
-from services.ingest import annotations as notes
-from services.settlement import disputes, runs
+from services.settlement import disputes
 
 router = APIRouter(tags=["disputes"])
 Party_ = Annotated[Principal, Depends(require("admin", "provider", "customer"))]
@@ -72,60 +69,4 @@ def resolve(
     dispute_id: RowIdPath, body: ResolveIn, conn: Conn, caller: Party_, audit: Audit
 ) -> dict[str, Any]:
     """Resolve a dispute the other party raised: ``upheld`` or ``dismissed``, with a note."""
-    row = disputes.get(conn, dispute_id)
-    contract_of(conn, caller, row, f"dispute {dispute_id}")
-    who = acting(
-        conn, caller, row.contract_id, body.party, admin_default=decisions.other(row.raised_party)
-    )
-    resolved = disputes.resolve(
-        conn, dispute_id, who.party, body.outcome, body.note, who.by, who.as_admin
-    )
-    if body.outcome == "upheld":
-        resolved = disputes.record_result(
-            conn, dispute_id, _uphold(conn, caller, resolved, body, who.by)
-        )
-    audit(
-        conn,
-        f"dispute.{body.outcome}",
-        "dispute",
-        str(dispute_id),
-        contract_id=row.contract_id,
-        period=row.period.strip(),
-        party=who.party,
-        as_admin=who.as_admin,
-        note=body.note,
-        result=resolved.result,
-    )
-    return disputes.as_json(resolved)
-
-
-def _uphold(conn: Conn, caller: Principal, row: Any, body: ResolveIn, by: str) -> dict[str, Any]:
-    """What the upheld dispute becomes, and the period re-settled with it."""
-    result: dict[str, Any] = {}
-    if row.annotation_id is not None:
-        disputed = notes.get(conn, row.annotation_id, for_update=True)
-        if disputed.status != "rejected":
-            notes.set_status(conn, disputed, "rejected")
-            result["withdrawn_annotation_id"] = disputed.id
-    if body.annotation is not None:
-        if visible_device(conn, caller, body.annotation.device_id) != row.contract_id:
-            raise Invalid(
-                f"device {body.annotation.device_id} is not a device of {row.contract_id}",
-                field="annotation.device_id",
-            )
-        note = notes.create(conn, body.annotation, by, party=row.resolved_party, approved=True)
-        decisions.record(
-            conn,
-            notes.KIND,
-            note["id"],
-            row.contract_id,
-            row.raised_party,
-            "approved",
-            f"{row.raised_by} (dispute {row.id})",
-            as_admin=row.raised_as_admin,
-        )
-        result["annotation_id"] = note["id"]
-    period = Period.parse(row.period.strip())
-    settled = runs.settle_contract(conn, row.contract_id, period)
-    result["settlement"] = {"period": str(period), "outcome": settled.outcome, "net": settled.net}
-    return result
+    return disputes.as_json(resolutions.resolve(conn, caller, dispute_id, body, audit))
