@@ -1,4 +1,5 @@
-"""Resolving a dispute (spec §7.2), the same for the API and the pages.
+"""Deciding what the other party raised (spec §1.3, §7.2), the same for the API and the
+pages: a pending annotation approved or rejected, a dispute resolved.
 
 The other party upholds or dismisses it with a note. An upheld dispute becomes
 something that changes the numbers: the disputed annotation stops counting, or
@@ -9,7 +10,7 @@ meanwhile. Audited under whoever resolved it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 
@@ -88,3 +89,31 @@ def _uphold(
     settled = runs.settle_contract(conn, row.contract_id, period)
     result["settlement"] = {"period": str(period), "outcome": settled.outcome, "net": settled.net}
     return result
+
+
+def decide_annotation(
+    conn: Connection,
+    caller: Principal,
+    row: Any,
+    decision: Literal["approved", "rejected"],
+    reason: str | None,
+    party: Any,
+    audit: Recorder,
+) -> dict[str, Any]:
+    """The other party's decision on a pending annotation (an admin names the party, else
+    the party that did not write it), audited under whoever took it."""
+    counterparty = None if row.party is None else decisions.other(row.party)
+    who = acting(conn, caller, row.contract_id, party, admin_default=counterparty)
+    note: dict[str, Any] = notes.decide(
+        conn, row.id, who.party, decision, who.by, reason=reason, as_admin=who.as_admin
+    )
+    audit(
+        conn,
+        f"annotation.{'approve' if decision == 'approved' else 'reject'}",
+        "annotation",
+        str(row.id),
+        party=who.party,
+        as_admin=who.as_admin,
+        reason=reason,
+    )
+    return note

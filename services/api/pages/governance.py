@@ -10,13 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from schemas.governance import ResolveIn
-from services import decisions
 from services.api import resolutions
 from services.api.audit import Recorder
 from services.api.pages.core import Form, Me, PageConn, PageRoute, back_to, error_page, page
 from services.api.pages.proposals import DECIDERS, MAX_REASON, my_party
 from services.api.params import ContractIdPath, RowIdPath
-from services.api.parties import acting, contract_of
+from services.api.parties import contract_of
 from services.api.people.web import client_address
 from services.api.scoping import visible_contract
 from services.errors import Forbidden
@@ -94,22 +93,10 @@ def decide_annotation(
     if decision == "reject" and reason is None:
         detail = f"Nothing was saved: write why annotation {annotation_id} is rejected."
         return error_page(request, 422, "A rejection needs a reason", detail, back=back)
-    counterparty = None if row.party is None else decisions.other(row.party)
     asked: Any = fields.get("party") if fields.get("party") in ("provider", "customer") else None
-    who = acting(conn, me.who, row.contract_id, asked, admin_default=counterparty)
     outcome: Literal["approved", "rejected"] = "approved" if decision == "approve" else "rejected"
-    notes.decide(
-        conn, annotation_id, who.party, outcome, who.by, reason=reason, as_admin=who.as_admin
-    )
-    Recorder(me.who, client_address(request))(
-        conn,
-        f"annotation.{decision}",
-        "annotation",
-        str(annotation_id),
-        party=who.party,
-        as_admin=who.as_admin,
-        reason=reason,
-    )
+    audit = Recorder(me.who, client_address(request))
+    resolutions.decide_annotation(conn, me.who, row, outcome, reason, asked, audit)
     return back_to(f"{back}?decided={outcome}")
 
 

@@ -14,12 +14,12 @@ from sqlalchemy import Connection, Engine
 
 from schemas.telemetry import DEVICE_ID, Annotation
 from schemas.vocabulary import AnnotationStatus
-from services import decisions
+from services.api import resolutions
 from services.api.audit import Audit
 from services.api.decisions import DecisionIn, reason_of
 from services.api.deps import Conn, get_engine, require
 from services.api.params import RowIdPath
-from services.api.parties import acting, contract_of, own_party
+from services.api.parties import contract_of, own_party
 from services.api.schemas.annotations import AnnotationOut
 from services.api.schemas.base import returns
 from services.api.scoping import READ_ROLES, visible_contract, visible_device
@@ -127,20 +127,6 @@ def _decide(
 ) -> Any:
     row = _visible(conn, caller, annotation_id)
     reason = reason_of(body, required=decision == "rejected")
-    counterparty = None if row.party is None else decisions.other(row.party)
-    who = acting(
-        conn, caller, row.contract_id, body.party if body else None, admin_default=counterparty
-    )
-    note = notes.decide(
-        conn, annotation_id, who.party, decision, who.by, reason=reason, as_admin=who.as_admin
-    )
-    audit(
-        conn,
-        f"annotation.{'approve' if decision == 'approved' else 'reject'}",
-        "annotation",
-        str(annotation_id),
-        party=who.party,
-        as_admin=who.as_admin,
-        reason=reason,
-    )
+    party = body.party if body else None
+    note = resolutions.decide_annotation(conn, caller, row, decision, reason, party, audit)
     return ExactJSON(note)
