@@ -246,6 +246,14 @@ def test_both_parties_decide_a_proposal_on_the_joint_review_page(
         page.wait_for_url("**decided=*")
         expect(page.locator("p.notice")).to_contain_text("the provider accepted it")
         expect(page.locator("p.notice")).to_contain_text("Awaiting the customer")
+        page.goto(f"{server}/contracts/ACME-CRUSH-01/governance")  # the customer's dispute
+        page.fill("form.decide input[name=note]", "the grid was up: the site log shows it")
+        _shot(page, "governance")
+        page.click("button[data-dismiss]")
+        page.wait_for_url("**decided=dismissed")
+        expect(page.locator("p.notice")).to_contain_text("The dispute is dismissed")
+        expect(page.locator("main")).to_contain_text("the grid was up: the site log shows it")
+        expect(page.locator("button[data-dismiss]")).to_have_count(0)
         page.click("text=Sign out")
         page.wait_for_url("**/login?signed_out=1")
 
@@ -261,8 +269,6 @@ def test_both_parties_decide_a_proposal_on_the_joint_review_page(
         )
         page.goto(f"{server}/contracts/ACME-CRUSH-01/proposals")
         _shot(page, "proposals")
-        page.goto(f"{server}/contracts/ACME-CRUSH-01/governance")
-        _shot(page, "governance")
         page.goto(f"{server}/reviews")
         _shot(page, "reviews")
 
