@@ -3,16 +3,28 @@
 What it measures (the issue's targets in brackets), all in one run:
 
 1. ``single``: sustained single-sample messages/s [≥ 20,000/s];
-2. ``batch``: samples/s with 100-sample batch messages [≥ 100,000/s];
-3. ``latency``: p50/p99 publish-to-commit latency of single-sample messages
-   published at a steady 10,000 messages/s [p99 ≤ 100 ms];
-4. peak RSS of every ingester process (``VmHWM``) [≤ 300 MB];
-5. lost and duplicated samples [0 and 0], checked for every phase against the
+2. ``passthrough`` (a reference, run just before ``single``): the broker's own
+   pass-through of the same single-sample messages, pre-loaded the same way
+   into a persistent session of Debian's C client ``mosquitto_sub``, which then
+   drains them; timed first → last message by its own receive stamps
+   (``-F %U``), so its start-up is not counted [viu single ÷ pass-through ≥ 0.8];
+3. ``batch``: samples/s with 100-sample batch messages [≥ 100,000/s];
+4. ``latency``: p50/p95/p99/max publish-to-commit latency of single-sample
+   messages published at a steady rate, once per ``--latency-fractions``
+   (default 25, 50 and 75 %) of the msg/s the ``single`` phase of the same run
+   measured [p99 ≤ 100 ms at 50 %]; ``--latency-rate R`` adds a run at a fixed
+   R msg/s, and is the only run (default 10,000) when ``single`` is not run;
+5. peak RSS of every ingester process (``VmHWM``) [≤ 300 MB];
+6. lost and duplicated samples [0 and 0], checked for every phase against the
    publisher's PUBACK count, the ``samples`` table, the rollups and the
    persisted ingest counters;
-6. two references on the same rows: a naive ingester (one INSERT and commit
+7. two references on the same rows: a naive ingester (one INSERT and commit
    per message, MQTT with acks after commit) and the raw limit (binary COPY of
-   the rows from memory), plus COPY into staging + ``INSERT … ON CONFLICT``.
+   the rows from memory), plus COPY into staging + ``INSERT … ON CONFLICT``;
+8. with ``--scaleout 1,2``: ``single`` and ``batch`` drained once per worker
+   count (fresh sessions, topics, sample times and pre-load each), each rate
+   against N x the one-worker rate [≥ 0.8 x N], with the CPU of ingesters,
+   PostgreSQL and Mosquitto for each.
 
 How: the benchmark starts its OWN Mosquitto (``services.embedded.start_mosquitto``:
 the deploy configuration's queue limits, a free port), because the machine's
@@ -31,7 +43,7 @@ inserting transaction (``xmin``) is no longer in progress — no product hook.
 It owns its database (default ``viu_bench_ingest``): dropped, recreated and
 dropped again at the end unless ``--keep``. No other database name is accepted.
 
-    python bench/ingest.py --workers 2   # the issue's run (~4 min)
+    python bench/ingest.py --workers 2 --scaleout 1,2   # the issue's run (~10 min)
     python bench/ingest.py --messages 20000 --batch-messages 200 \\
         --latency-seconds 5 --naive-messages 2000   # a quick check
 """
@@ -98,6 +110,8 @@ INTERVAL_S = 60
 PHASE_MONTH = {"single": 1, "batch": 2, "latency": 3, "naive": 4}
 TARGETS = {
     "single_msgs_per_s": 20_000,
+    "passthrough_ratio": 0.8,  # viu single-sample msg/s ÷ the broker's pass-through
+    "scaleout_efficiency": 0.8,  # N workers ≥ 0.8 x N x one worker
     "batch_samples_per_s": 100_000,
     "latency_p99_ms": 100,
     "rss_mb": 300,
@@ -153,6 +167,11 @@ class Workload:
     devices: int
     messages: int
     per_message: int = 1  # samples per message (1 = a plain sample object, else a batch)
+    start: int | None = None  # epoch s of the first sample ts (None: the phase's month)
+
+    @property
+    def base(self) -> int:
+        return phase_base(self.phase) if self.start is None else self.start
 
     @property
     def samples(self) -> int:
@@ -166,7 +185,7 @@ class Workload:
 
     def first_ts(self, i: int) -> int:
         """Message i of device (i % devices) is that device's (i // devices)-th message."""
-        return phase_base(self.phase) + (i // self.devices) * self.per_message * INTERVAL_S
+        return self.base + (i // self.devices) * self.per_message * INTERVAL_S
 
     def payload(self, i: int, seq: int | None = None) -> bytes:
         ts = self.first_ts(i)
@@ -197,7 +216,7 @@ class Workload:
 
     @property
     def ts_range(self) -> tuple[datetime, datetime]:
-        lo = phase_base(self.phase)
+        lo = self.base
         span = (self.messages // self.devices + 1) * self.per_message * INTERVAL_S
         return datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(lo + span, UTC)
 
@@ -743,6 +762,7 @@ class Bench:
     work_dir: Path
     results: dict[str, Any] = field(default_factory=dict)
     storage: dict[str, Any] = field(default_factory=dict)
+    ts_next: int = 0  # where the next workload's sample times may start (epoch s)
 
     def env(self, prefix: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIU_")}
@@ -759,10 +779,26 @@ class Bench:
             env[k] = v
         return env
 
-    def client_ids(self, phase: str) -> tuple[list[str], str]:
-        n = self.args.workers
+    def client_ids(self, label: str, workers: int | None = None) -> tuple[list[str], str]:
+        n = self.args.workers if workers is None else workers
         group = "bench" if n > 1 else ""
-        return [f"bench-{phase}-{k + 1}" for k in range(n)], group
+        return [f"bench-{label}-{k + 1}" for k in range(n)], group
+
+    def workload(self, phase: str, prefix: str, messages: int, per_message: int = 1) -> Workload:
+        """A workload whose sample times start in its phase's month and after every earlier
+        workload's (rounded up to a day), so repeated runs of a phase (scale-out, latency
+        fractions) never share a ts range and each run's rows can still be counted by range."""
+        start = max(phase_base(phase), self.ts_next)
+        work = Workload(phase, prefix, self.args.devices, messages, per_message, start)
+        end = int(work.ts_range[1].timestamp())
+        self.ts_next = -(-end // 86_400) * 86_400
+        if end > time.time() + 82_800:  # ingest admits samples up to a day ahead of now
+            raise SystemExit(
+                f"{phase} ({prefix}): sample times would reach "
+                f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d}, more than a day ahead of now; "
+                "use fewer messages, more --devices, or fewer runs"
+            )
+        return work
 
     def spy_dir(self, phase: str) -> Path | None:
         if not self.args.py_spy:
@@ -773,8 +809,11 @@ class Bench:
 
     # ------------------------------------------------------------------ drain a pre-loaded queue
 
-    def drain(self, phase: str, work: Workload) -> dict[str, Any]:
-        cids, group = self.client_ids(phase)
+    def drain(self, phase: str, work: Workload, workers: int | None = None) -> dict[str, Any]:
+        """Pre-load ``work`` into fresh sessions, start ``workers`` ingesters (default
+        ``--workers``), time the drain. ``phase`` (``single``, or ``single-w1`` for a
+        scale-out run) names the output lines, client ids, logs and py-spy directory."""
+        cids, group = self.client_ids(phase, workers)
         for cid in cids:
             create_session(self.mqtt_url, cid, subscription(work.prefix, group))
         say(
@@ -831,6 +870,7 @@ class Bench:
             "cpu": cpu,
             "check": check,
             "workers": len(cids),
+            "label": phase,
         }
         say(
             f"[{phase}] drained {work.samples:,} samples in {res['seconds_drain']:.1f} s "
@@ -844,8 +884,19 @@ class Bench:
 
     # ------------------------------------------------------------------ latency at a steady rate
 
-    def latency(self, work: Workload, rate: float) -> dict[str, Any]:
-        phase = "latency"
+    def latency(
+        self,
+        work: Workload,
+        rate: float,
+        phase: str = "latency",
+        fraction: float | None = None,
+        capacity: float | None = None,
+    ) -> dict[str, Any]:
+        """Publish ``work`` at ``rate``/s into running ingesters; publish→commit percentiles.
+
+        ``phase`` (``latency-50`` for 50 % of capacity, ``latency-fixed``) names the output
+        lines, client ids and logs; ``fraction`` x ``capacity`` (the single phase's msg/s)
+        is where ``rate`` came from, recorded with the result (None: a fixed rate)."""
         cids, group = self.client_ids(phase)
         for cid in cids:
             create_session(self.mqtt_url, cid, subscription(work.prefix, group))
@@ -907,6 +958,7 @@ class Bench:
             "transactions": len({x for x, _ in rows}),
             "p50_ms": pct(lat_ms, 50),
             "p90_ms": pct(lat_ms, 90),
+            "p95_ms": pct(lat_ms, 95),
             "p99_ms": pct(lat_ms, 99),
             "p999_ms": pct(lat_ms, 99.9),
             "max_ms": lat_ms[-1] if lat_ms else float("nan"),
@@ -918,6 +970,9 @@ class Bench:
             "cpu": cpu,
             "check": check,
             "workers": len(cids),
+            "label": phase,
+            "fraction": fraction,
+            "capacity_msgs_per_s": capacity,
         }
         say(
             f"[{phase}] publisher: {pub['acked']:,}/{pub['sent']:,} acknowledged, "
@@ -933,9 +988,135 @@ class Bench:
         )
         say(f"[{phase}] cpu {fmt_cpu(cpu)}")
         say(f"[{phase}] check {json.dumps(check)}")
+        say(f"[{phase}] {latency_line(res)}")
         return res
 
     # ------------------------------------------------------------------ references
+
+    def passthrough(self, work: Workload) -> dict[str, Any]:
+        """The broker's own pass-through: Debian's C client drains the same pre-loaded queue.
+
+        ``mosquitto_sub`` creates its persistent session (MQTT v5 like viu, clean start
+        false, QoS 1, a client id of its own), the queue is pre-loaded as for ``single``,
+        then ``mosquitto_sub -C N -F %U`` drains it, writing one receive time stamp (its own
+        clock, ns) per message to a file. The rate is timed first → last stamp, so the
+        subscriber's process start-up, connect and subscribe are not in it.
+        """
+        phase = "passthrough"
+        exe = shutil.which("mosquitto_sub")
+        if exe is None:
+            reason = "mosquitto_sub not found (Debian package mosquitto-clients)"
+            say(f"[{phase}] SKIPPED: {reason}")
+            return {"skipped": reason}
+        parts = urlsplit(self.mqtt_url)
+        cid = "bench-passthrough-1"
+        host = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 1883)]
+        base = [
+            exe,
+            *host,
+            "-V",
+            "mqttv5",
+            "-i",
+            cid,
+            "-q",
+            "1",
+            "-t",
+            subscription(work.prefix, ""),
+        ]
+        persistent = [*base, "-c", "-x", str(SESSION_EXPIRY_S)]
+        subprocess.run([*persistent, "-E"], check=True, timeout=30, capture_output=True)
+        say(
+            f"[{phase}] pre-loading {work.messages:,} single-sample messages "
+            f"with {self.args.publishers} publishers"
+        )
+        pub = preload(self.mqtt_url, work, self.args.publishers)
+        say(
+            f"[{phase}] broker acknowledged {pub['acked']:,}/{pub['sent']:,} in "
+            f"{pub['seconds']:.1f} s ({pub['rate']:,.0f} msg/s)"
+        )
+        if pub["acked"] != work.messages:
+            raise SystemExit(f"[{phase}] the broker did not acknowledge every message")
+        stamps_file = self.work_dir / "passthrough.stamps"
+        err_file = self.work_dir / "passthrough.err"
+        cmd = [*persistent, "-C", str(work.messages), "-F", "%U"]
+        say(f"[{phase}] {' '.join(cmd[1:])} > {stamps_file.name}")
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        broker_cpu = proc_cpu(self.broker_pid)
+        busy0, total0 = machine_busy()
+        with stamps_file.open("wb") as out, err_file.open("wb") as err:
+            launched = time.time()
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        size, last_change, stalled = 0, time.monotonic(), False
+        while proc.poll() is None:
+            now_size = stamps_file.stat().st_size
+            if now_size != size:
+                size, last_change = now_size, time.monotonic()
+            elif time.monotonic() - last_change > self.args.stall_s:
+                proc.kill()
+                proc.wait()
+                stalled = True
+                break
+            time.sleep(0.05)
+        exited = time.time()
+        busy1, total1 = machine_busy()
+        broker_cpu = proc_cpu(self.broker_pid) - broker_cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sub_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+        # leave no session behind: connect once with a clean start and no expiry
+        subprocess.run([*base, "-E"], check=False, timeout=30, capture_output=True)
+        lines = stamps_file.read_bytes().split()
+        received = len(lines)
+        first, last = (float(lines[0]), float(lines[-1])) if lines else (0.0, 0.0)
+        span = last - first
+        wall = max(exited - launched, 1e-9)
+        res: dict[str, Any] = {
+            "publisher": pub,
+            "messages": work.messages,
+            "received": received,
+            "exit_code": proc.returncode,
+            "stalled": stalled,
+            "complete": received == work.messages and proc.returncode == 0,
+            "seconds_first_to_last": span,
+            "msgs_per_s": (received - 1) / span if received > 1 and span > 0 else 0.0,
+            "seconds_launch_to_exit": wall,
+            "startup_s": first - launched if lines else None,
+            "msgs_per_s_launch_to_exit": received / wall if wall > 0 else 0.0,
+            "cpu": {
+                "wall": wall,
+                "mosquitto_sub": sub_cpu,
+                "mosquitto": broker_cpu,
+                "machine_busy": busy1 - busy0,
+                "machine_total": total1 - total0,
+            },
+            "client": " ".join(
+                subprocess.run(
+                    [exe, "--help"], capture_output=True, text=True, check=False
+                ).stdout.splitlines()[1:2]
+            ),
+            "timing": (
+                "first → last message by mosquitto_sub's own receive stamps (-F %U, one "
+                "line per message): (N - 1) / (t_last - t_first); its process start-up, "
+                "connect and subscribe are before t_first and not counted"
+            ),
+        }
+        say(f"[{phase}] timed {res['timing']}")
+        startup = f"{res['startup_s']:.2f} s" if lines else "-"
+        say(
+            f"[{phase}] mosquitto_sub received {received:,}/{work.messages:,} messages "
+            f"(exit {proc.returncode}{', stalled and killed' if stalled else ''}): first → last "
+            f"{span:.2f} s = {res['msgs_per_s']:,.0f} msg/s; launch → exit {wall:.2f} s "
+            f"= {res['msgs_per_s_launch_to_exit']:,.0f} msg/s ({startup} until the first message)"
+        )
+        cpu = res["cpu"]
+        busy = cpu["machine_busy"] / cpu["machine_total"] * 100 if cpu["machine_total"] else 0
+        say(
+            f"[{phase}] cpu over launch → exit {wall:.2f} s: mosquitto_sub {sub_cpu:.2f} s "
+            f"({sub_cpu / wall * 100:.0f} % of a core), mosquitto {broker_cpu:.2f} s "
+            f"({broker_cpu / wall * 100:.0f} % of a core); machine {busy:.0f} % busy"
+        )
+        if not res["complete"]:
+            say(f"[{phase}] WARNING: incomplete; stderr: {err_file.read_text()[-2000:]}")
+        return res
 
     def naive(self, work: Workload) -> dict[str, Any]:
         phase = "naive"
@@ -1055,6 +1236,26 @@ def fmt_cpu(cpu: dict[str, float]) -> str:
     ]
     busy = cpu["machine_busy"] / cpu["machine_total"] * 100 if cpu["machine_total"] else 0
     return f"over {wall:.1f} s: " + ", ".join(parts) + f"; machine {busy:.0f} % busy"
+
+
+def latency_origin(res: dict[str, Any]) -> str:
+    """Where a latency run's rate came from: ``50 % of 20,000 msg/s`` or ``fixed``."""
+    if res.get("fraction") is None:
+        return "fixed rate"
+    return f"{res['fraction'] * 100:g} % of {res['capacity_msgs_per_s']:,.0f} msg/s capacity"
+
+
+def latency_line(res: dict[str, Any]) -> str:
+    """One latency run in one line: target and achieved rate, percentiles, samples, check."""
+    c = res["check"]
+    return (
+        f"target {res['rate_target']:,.0f} msg/s ({latency_origin(res)}, "
+        f"{res['workers']} worker(s)), achieved {res['publisher']['rate']:,.0f} msg/s; "
+        f"publish→commit p50 {res['p50_ms']:.1f} / p95 {res['p95_ms']:.1f} / "
+        f"p99 {res['p99_ms']:.1f} / max {res['max_ms']:.1f} ms over {res['observed']:,} "
+        f"samples; check {'exact' if c['exact'] else 'NOT exact'} "
+        f"(lost {c['lost']}, duplicated {c['duplicated']})"
+    )
 
 
 class SnapshotObserver:
@@ -1214,6 +1415,62 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def latency_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The latency runs of a result (a list; a single dict in older JSON)."""
+    lat = r.get("latency")
+    if lat is None:
+        return []
+    return lat if isinstance(lat, list) else [lat]
+
+
+def checked_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every run that wrote samples (single, batch, latency, scale-out), each once."""
+    found = [r[p] for p in ("single", "batch") if p in r] + latency_runs(r)
+    found += [x for runs in r.get("scaleout", {}).values() for x in runs.values()]
+    out: list[dict[str, Any]] = []
+    seen: set[Any] = set()
+    for x in found:
+        key = x.get("label") or id(x)
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return out
+
+
+def pct_text(fraction: float) -> str:
+    return f"{fraction * 100:g} %"
+
+
+def passthrough_ratio(r: dict[str, Any]) -> float | None:
+    """viu single-sample msg/s ÷ the broker's pass-through msg/s (None when not both)."""
+    pt = r.get("passthrough", {}).get("msgs_per_s")
+    if "single" not in r or not pt:
+        return None
+    return float(r["single"]["msgs_per_s"]) / pt
+
+
+def latency_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """p99 by fraction of capacity, and the issue's figure: p99 at 50 % of capacity."""
+    by = {f"{x['fraction']:g}": x["p99_ms"] for x in runs if x.get("fraction") is not None}
+    half = next((x for x in runs if x.get("fraction") == 0.5), None)
+    capacity = next((x["capacity_msgs_per_s"] for x in runs if x.get("fraction")), None)
+    return {
+        "capacity_msgs_per_s": capacity,
+        "p99_ms_by_fraction": by,
+        "p99_ms_at_50pct": None if half is None else half["p99_ms"],
+        "rate_at_50pct": None if half is None else half["rate_target"],
+        "target_p99_ms": TARGETS["latency_p99_ms"],
+    }
+
+
+def scaleout_ratio(runs: dict[str, Any], workers: str, key: str) -> float | None:
+    """A scale-out run's figure ÷ (its worker count x the one-worker figure)."""
+    one = runs.get("1")
+    if one is None or workers == "1" or not one[key]:
+        return None
+    return float(runs[workers][key]) / (int(workers) * one[key])
+
+
 def summary(b: Bench, info: dict[str, str]) -> None:
     r = b.results
     say("")
@@ -1228,16 +1485,11 @@ def summary(b: Bench, info: dict[str, str]) -> None:
     say("")
     say("== results ==")
     rows: list[tuple[str, str, str, str]] = []
-    rss_all: list[int] = []
-    exact_all: list[bool] = []
-    lost = dup = 0
-    for phase in ("single", "batch", "latency"):
-        if phase in r:
-            check = r[phase]["check"]
-            rss_all += r[phase]["rss"]
-            exact_all.append(check["exact"])
-            lost += check["lost"]
-            dup += check["duplicated"]
+    checked = checked_runs(r)
+    rss_all = [x for run in checked for x in run["rss"]]
+    exact_all = [run["check"]["exact"] for run in checked]
+    lost = sum(run["check"]["lost"] for run in checked)
+    dup = sum(run["check"]["duplicated"] for run in checked)
     if "single" in r:
         s = r["single"]
         ok = s["msgs_per_s"] >= TARGETS["single_msgs_per_s"]
@@ -1249,6 +1501,31 @@ def summary(b: Bench, info: dict[str, str]) -> None:
                 verdict(ok),
             )
         )
+    if "passthrough" in r:
+        pt = r["passthrough"]
+        if "skipped" in pt:
+            rows.append(("ref: broker pass-through", f"skipped: {pt['skipped']}", "-", "-"))
+        else:
+            rows.append(
+                (
+                    "ref: broker pass-through (mosquitto_sub)",
+                    f"{pt['msgs_per_s']:,.0f} msg/s ({pt['received']:,}/{pt['messages']:,} "
+                    f"msgs{'' if pt['complete'] else ', INCOMPLETE'})",
+                    "-",
+                    "-",
+                )
+            )
+        ratio = passthrough_ratio(r)
+        if ratio is not None:
+            rows.append(
+                (
+                    "viu single-sample msg/s ÷ broker pass-through msg/s",
+                    f"{ratio:.3f} ({r['single']['msgs_per_s']:,.0f} msg/s with "
+                    f"{r['single']['workers']} worker(s) ÷ {r['passthrough']['msgs_per_s']:,.0f})",
+                    f">= {TARGETS['passthrough_ratio']}",
+                    verdict(ratio >= TARGETS["passthrough_ratio"]),
+                )
+            )
     if "batch" in r:
         s = r["batch"]
         ok = s["samples_per_s"] >= TARGETS["batch_samples_per_s"]
@@ -1260,22 +1537,51 @@ def summary(b: Bench, info: dict[str, str]) -> None:
                 verdict(ok),
             )
         )
-    if "latency" in r:
-        s = r["latency"]
+    for phase, runs in r.get("scaleout", {}).items():
+        for w, s in runs.items():
+            ratio = scaleout_ratio(runs, w, "samples_per_s")
+            rows.append(
+                (
+                    f"scale-out {phase}: {w} worker(s)",
+                    f"{s['msgs_per_s']:,.0f} msg/s, {s['samples_per_s']:,.0f} samples/s"
+                    + ("" if ratio is None else f" = {ratio:.3f} x ({w} x 1 worker)"),
+                    "-" if ratio is None else f">= {TARGETS['scaleout_efficiency']} x {w}",
+                    "-" if ratio is None else verdict(ratio >= TARGETS["scaleout_efficiency"]),
+                )
+            )
+    lat_runs = latency_runs(r)
+    lat = latency_summary(lat_runs)
+    for s in lat_runs:
+        fixed_target = s.get("fraction") is None and lat["p99_ms_at_50pct"] is None
         rows.append(
             (
-                "publish→commit p50 @ 10k msg/s",
-                f"{s['p50_ms']:.1f} ms",
+                f"publish→commit @ {s['rate_target']:,.0f} msg/s ({latency_origin(s)})",
+                f"p50 {s['p50_ms']:.1f} / p95 {s.get('p95_ms', float('nan')):.1f} / "
+                f"p99 {s['p99_ms']:.1f} / max {s['max_ms']:.1f} ms "
+                f"(achieved {s['publisher']['rate']:,.0f} msg/s)",
+                f"<= {TARGETS['latency_p99_ms']} ms (p99)" if fixed_target else "-",
+                verdict(s["p99_ms"] <= TARGETS["latency_p99_ms"]) if fixed_target else "-",
+            )
+        )
+    if len(lat["p99_ms_by_fraction"]) > 1:
+        fr = lat["p99_ms_by_fraction"]
+        rows.append(
+            (
+                f"publish→commit p99 at {'/'.join(f'{float(f) * 100:g}' for f in fr)} % "
+                "of capacity",
+                " / ".join(f"{v:.1f}" for v in fr.values())
+                + f" ms (capacity {lat['capacity_msgs_per_s']:,.0f} msg/s)",
                 "-",
                 "-",
             )
         )
+    if lat["p99_ms_at_50pct"] is not None:
         rows.append(
             (
-                "publish→commit p99 @ 10k msg/s",
-                f"{s['p99_ms']:.1f} ms (achieved {s['publisher']['rate']:,.0f} msg/s)",
+                "publish→commit p99 at 50 % of capacity",
+                f"{lat['p99_ms_at_50pct']:.1f} ms (at {lat['rate_at_50pct']:,.0f} msg/s)",
                 f"<= {TARGETS['latency_p99_ms']} ms",
-                verdict(s["p99_ms"] <= TARGETS["latency_p99_ms"]),
+                verdict(lat["p99_ms_at_50pct"] <= TARGETS["latency_p99_ms"]),
             )
         )
     if rss_all:
@@ -1331,6 +1637,12 @@ def summary(b: Bench, info: dict[str, str]) -> None:
     ]
     for row in [("measure", "result", "target", "verdict"), *rows]:
         say("  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip())
+    if r.get("scaleout"):
+        say("")
+        say("scale-out CPU (from the first commit to the last; ingester = all workers):")
+        for phase, runs in r["scaleout"].items():
+            for w, s in runs.items():
+                say(f"  {phase}, {w} worker(s): {fmt_cpu(s['cpu'])}")
     if b.args.json:
         Path(b.args.json).write_text(
             json.dumps({"machine": info, "results": r, "storage": b.storage}, indent=2, default=str)
@@ -1348,14 +1660,79 @@ def ingest_figures(data: dict[str, Any]) -> list[Figure]:
                 "single-sample messages, viu ingest (samples/s)", r["single"]["samples_per_s"], ref
             )
         )
+    if r.get("passthrough", {}).get("msgs_per_s"):
+        out.append(
+            Figure(
+                "ref: broker pass-through, mosquitto_sub (msg/s)",
+                r["passthrough"]["msgs_per_s"],
+                ref,
+            )
+        )
+        ratio = passthrough_ratio(r)
+        if ratio is not None:
+            out.append(
+                Figure(
+                    "viu single-sample msg/s ÷ broker pass-through (target ≥ "
+                    f"{TARGETS['passthrough_ratio']})",
+                    None,
+                    None,
+                    f"{ratio:.3f}",
+                )
+            )
     if "batch" in r:
         out.append(
             Figure("100-sample messages, viu ingest (samples/s)", r["batch"]["samples_per_s"], ref)
         )
-    if "latency" in r:
-        lat = r["latency"]
-        text = f"p50 {lat['p50_ms']:.1f} / p99 {lat['p99_ms']:.1f} ms"
-        out.append(Figure(f"publish→commit @ {lat['rate_target']:,.0f} msg/s", None, None, text))
+    for phase, runs in r.get("scaleout", {}).items():
+        for w, s in runs.items():
+            out.append(
+                Figure(f"scale-out {phase}, {w} worker(s) (samples/s)", s["samples_per_s"], ref)
+            )
+            ratio = scaleout_ratio(runs, w, "samples_per_s")
+            if ratio is not None:
+                out.append(
+                    Figure(
+                        f"scale-out {phase}, {w} workers ÷ ({w} x 1 worker) (target ≥ "
+                        f"{TARGETS['scaleout_efficiency']})",
+                        None,
+                        None,
+                        f"{ratio:.3f}",
+                    )
+                )
+    runs = latency_runs(r)
+    for lat in runs:
+        where = (
+            f"{lat['rate_target']:,.0f} msg/s (fixed)"
+            if lat.get("fraction") is None
+            else f"{pct_text(lat['fraction'])} of capacity"
+        )
+        text = (
+            f"p50 {lat['p50_ms']:.1f} / p99 {lat['p99_ms']:.1f} ms"
+            f" @ {lat['rate_target']:,.0f} msg/s"
+        )
+        out.append(Figure(f"publish→commit @ {where}", None, None, text))
+    lat_sum = latency_summary(runs)
+    if len(lat_sum["p99_ms_by_fraction"]) > 1:
+        fr = lat_sum["p99_ms_by_fraction"]
+        out.append(
+            Figure(
+                f"publish→commit p99 at {'/'.join(f'{float(f) * 100:g}' for f in fr)} % "
+                "of capacity",
+                None,
+                None,
+                " / ".join(f"{v:.1f}" for v in fr.values()) + " ms",
+            )
+        )
+    if lat_sum["p99_ms_at_50pct"] is not None:
+        p99 = lat_sum["p99_ms_at_50pct"]
+        out.append(
+            Figure(
+                f"publish→commit p99 at 50 % of capacity (target ≤ {TARGETS['latency_p99_ms']} ms)",
+                None,
+                None,
+                f"{p99:.1f} ms ({verdict(p99 <= TARGETS['latency_p99_ms'])})",
+            )
+        )
     if "naive" in r:
         out.append(
             Figure("ref: naive INSERT+commit per message (msg/s)", r["naive"]["msgs_per_s"], ref)
@@ -1371,19 +1748,72 @@ def ingest_figures(data: dict[str, Any]) -> list[Figure]:
                     ref,
                 )
             )
-    checks = [r[ph]["check"] for ph in ("single", "batch", "latency") if ph in r]
+    checked = checked_runs(r)
+    checks = [x["check"] for x in checked]
     if checks:
         lost = sum(c["lost"] for c in checks)
         dup = sum(c["duplicated"] for c in checks)
         exact = "exact" if all(c["exact"] for c in checks) else "NOT exact"
         out.append(Figure("lost / duplicated samples", None, None, f"{lost} / {dup} ({exact})"))
-    rss = [x for ph in ("single", "batch", "latency") if ph in r for x in r[ph]["rss"]]
+    rss = [x for run in checked for x in run["rss"]]
     if rss:
         out.append(Figure("peak ingester RSS", None, None, f"{max(rss) / 2**20:.0f} MB"))
     return out
 
 
 # --------------------------------------------------------------------------- main
+
+PHASES = ("passthrough", "single", "batch", "latency", "naive", "copy")
+DEFAULT_LATENCY_RATE = 10_000.0
+
+
+def parse_phases(text: str) -> list[str]:
+    phases = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        raise SystemExit(f"unknown phase(s) {', '.join(unknown)}; known: {', '.join(PHASES)}")
+    return phases
+
+
+def parse_fractions(text: str) -> list[float]:
+    """``"0.25,0.5,0.75"`` → fractions of capacity, each > 0, in the given order."""
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--latency-fractions: not a list of numbers: {text!r}") from None
+    if any(f <= 0 for f in out) or len(set(out)) != len(out):
+        raise SystemExit("--latency-fractions: each fraction > 0, none twice")
+    return out
+
+
+def parse_scaleout(text: str, workers: int) -> list[int]:
+    """``"1,2"`` → worker counts to drain with, ascending, always with 1 and ``--workers``."""
+    if not text.strip():
+        return []
+    try:
+        counts = {int(x) for x in text.split(",") if x.strip()}
+    except ValueError:
+        raise SystemExit(f"--scaleout: not a list of worker counts: {text!r}") from None
+    if any(n < 1 for n in counts):
+        raise SystemExit("--scaleout: worker counts are >= 1")
+    return sorted(counts | {1, workers})
+
+
+def latency_plan(
+    fractions: Sequence[float], capacity: float | None, fixed: float | None
+) -> list[tuple[float | None, float]]:
+    """(fraction or None, rate) of each latency run.
+
+    Fractions of the single phase's measured msg/s when it ran; ``--latency-rate`` when
+    given explicitly (as well), or as the fallback when there is no capacity to take
+    fractions of (single not run, or ``--latency-fractions ''``).
+    """
+    plan: list[tuple[float | None, float]] = []
+    if capacity:
+        plan += [(f, f * capacity) for f in fractions]
+    if fixed is not None or not plan:
+        plan.append((None, DEFAULT_LATENCY_RATE if fixed is None else fixed))
+    return plan
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1395,15 +1825,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the database and the work dir")
     p.add_argument("--devices", type=int, default=1000)
     p.add_argument("--contracts", type=int, default=10)
-    p.add_argument("--messages", type=int, default=1_000_000, help="single-sample messages")
+    p.add_argument(
+        "--messages",
+        type=int,
+        default=1_000_000,
+        help="single-sample messages (single and passthrough phases)",
+    )
     p.add_argument("--batch-messages", type=int, default=10_000)
     p.add_argument("--batch-samples", type=int, default=100, help="samples per batch message")
-    p.add_argument("--latency-rate", type=float, default=10_000)
-    p.add_argument("--latency-seconds", type=float, default=60)
+    p.add_argument(
+        "--latency-fractions",
+        default="0.25,0.5,0.75",
+        help="latency runs at these fractions of the single phase's msg/s ('' for none)",
+    )
+    p.add_argument(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="also a latency run at this fixed msg/s; without a single phase (or with "
+        f"--latency-fractions '') the only one (default {DEFAULT_LATENCY_RATE:,.0f})",
+    )
+    p.add_argument("--latency-seconds", type=float, default=60, help="length of each latency run")
     p.add_argument("--naive-messages", type=int, default=20_000)
     p.add_argument("--staging-chunk", type=int, default=5000)
     p.add_argument(
         "--workers", type=int, default=1, help="viu ingest processes (>1: shared subscription)"
+    )
+    p.add_argument(
+        "--scaleout",
+        default="",
+        metavar="N,M,…",
+        help="drain single and batch once per worker count (1 and --workers always included)",
     )
     p.add_argument("--publishers", type=int, default=2, help="pre-loading publisher processes")
     p.add_argument("--observe-ms", type=float, default=5.0, help="snapshot poll interval")
@@ -1415,13 +1867,72 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1_000_000,
         help="the private broker's autosave_interval in changes (viu ships 100)",
     )
-    p.add_argument(
-        "--phases", default="single,batch,latency,naive,copy", help="comma-separated subset"
-    )
+    p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
     p.add_argument("--env", action="append", default=[], help="VIU_X=value for the ingesters")
     p.add_argument("--py-spy", metavar="DIR", help="record py-spy raw stacks of every ingester")
     p.add_argument("--naive-worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def run_drains(bench: Bench, phase: str, prefix: str, messages: int, per: int) -> None:
+    """One drain with ``--workers``, or with ``--scaleout`` one per worker count (fresh
+    sessions, topics, sample times and pre-load each), then the scale-out lines."""
+    args = bench.args
+    counts = parse_scaleout(args.scaleout, args.workers)
+    if not counts:
+        bench.results[phase] = bench.drain(phase, bench.workload(phase, prefix, messages, per))
+        return
+    runs: dict[str, Any] = {}
+    for n in counts:
+        work = bench.workload(phase, f"{prefix}w{n}", messages, per)
+        runs[str(n)] = bench.drain(f"{phase}-w{n}", work, n)
+    bench.results[phase] = runs[str(args.workers)]
+    bench.results.setdefault("scaleout", {})[phase] = runs
+    for w, s in runs.items():
+        ratio = scaleout_ratio(runs, w, "samples_per_s")
+        vs = (
+            ""
+            if ratio is None
+            else f" = {ratio:.3f} x ({w} x 1 worker), target ≥ {TARGETS['scaleout_efficiency']}"
+        )
+        say(
+            f"[scale-out {phase}] {w} worker(s): {s['msgs_per_s']:,.0f} msg/s, "
+            f"{s['samples_per_s']:,.0f} samples/s{vs}; cpu {fmt_cpu(s['cpu'])}"
+        )
+
+
+def run_latency(bench: Bench) -> None:
+    args = bench.args
+    fractions = parse_fractions(args.latency_fractions)
+    capacity = bench.results.get("single", {}).get("msgs_per_s")
+    if fractions and not capacity:
+        say(
+            "[latency] no single phase in this run, so no capacity to take "
+            f"{args.latency_fractions} of: a fixed rate instead (--latency-rate)"
+        )
+    runs = []
+    for fraction, rate in latency_plan(fractions, capacity, args.latency_rate):
+        name = "fixed" if fraction is None else f"{fraction * 100:g}"
+        count = max(2, int(rate * args.latency_seconds))
+        work = bench.workload("latency", f"lat{name}", count)
+        runs.append(bench.latency(work, rate, f"latency-{name}", fraction, capacity))
+    bench.results["latency"] = runs
+    lat = latency_summary(runs)
+    bench.results["latency_summary"] = lat
+    if len(lat["p99_ms_by_fraction"]) > 1:
+        fr = lat["p99_ms_by_fraction"]
+        say(
+            f"[latency] p99 at {'/'.join(f'{float(f) * 100:g}' for f in fr)} % of capacity "
+            f"({capacity:,.0f} msg/s, {args.workers} worker(s)): "
+            + " / ".join(f"{v:.1f}" for v in fr.values())
+            + " ms"
+        )
+    if lat["p99_ms_at_50pct"] is not None:
+        p99 = lat["p99_ms_at_50pct"]
+        say(
+            f"[latency] p99 at 50 % of capacity: {p99:.1f} ms, target ≤ "
+            f"{TARGETS['latency_p99_ms']} ms: {verdict(p99 <= TARGETS['latency_p99_ms'])}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1436,7 +1947,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("--database must start with viu_bench_ingest")
     if args.devices % args.contracts:
         raise SystemExit("--devices must be a multiple of --contracts")
-    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    phases = parse_phases(args.phases)
+    parse_fractions(args.latency_fractions)
+    parse_scaleout(args.scaleout, args.workers)
     say(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     say(f"started {datetime.now(UTC).isoformat(timespec='seconds')}")
     info = machine(args.server)
@@ -1465,19 +1978,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(args, url, broker.url, broker.process.pid, work_dir)
     n = args.devices
     try:
+        if "passthrough" in phases:  # the same messages as single (no database involved)
+            bench.results["passthrough"] = bench.passthrough(
+                Workload("single", "pt", n, args.messages)
+            )
         if "single" in phases:
-            bench.results["single"] = bench.drain(
-                "single", Workload("single", "b1", n, args.messages)
-            )
+            run_drains(bench, "single", "b1", args.messages, 1)
         if "batch" in phases:
-            bench.results["batch"] = bench.drain(
-                "batch", Workload("batch", "b2", n, args.batch_messages, args.batch_samples)
-            )
+            run_drains(bench, "batch", "b2", args.batch_messages, args.batch_samples)
         if "latency" in phases:
-            count = int(args.latency_rate * args.latency_seconds)
-            bench.results["latency"] = bench.latency(
-                Workload("latency", "lat", n, count), args.latency_rate
-            )
+            run_latency(bench)
         if "naive" in phases:
             bench.results["naive"] = bench.naive(
                 Workload("single", "naive", n, args.naive_messages)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -43,6 +44,7 @@ class Window:
 
 
 DEFAULT_WINDOW = Window()
+_TS = attrgetter("ts")
 
 # A join, not "= ANY(:ids)": with a parameter array PostgreSQL compares every
 # device with every element (milliseconds per batch). The first period starts
@@ -89,14 +91,16 @@ def _admit(
     d: Decoded, earliest: datetime | None, latest: datetime, device: Any, window: Window
 ) -> None:
     lowest = TS_MIN if earliest is None else earliest
-    outside = [s for s in d.samples if not lowest <= s.ts <= latest]
-    if not outside:
+    stamps = list(map(_TS, d.samples))  # the usual case, all inside, stays in C
+    if lowest <= min(stamps) and max(stamps) <= latest:
         return
+    outside = [s for s in d.samples if not lowest <= s.ts <= latest]
     if not d.batch:
         d.reject_all(_why(outside[0].ts, earliest, latest, device, window))
         return
     out = set(map(id, outside))
     d.samples = [s for s in d.samples if id(s) not in out]
+    d.staged = None
     topic, device_id = d.message.topic, d.device_id
     for s in outside:
         why = _why(s.ts, earliest, latest, device, window)

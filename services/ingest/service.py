@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 
 from services import dberrors
 from services.config import Settings
-from services.ingest import formats, metrics, pipeline
+from services.ingest import formats, metrics, pipeline, writer
 from services.ingest.admission import Window
 from services.ingest.buffer import Batch, Buffer
 from services.ingest.decode import Decoded, Message, decode
@@ -147,7 +147,9 @@ class IngestService:
                 self._hand_over(batch)
 
     def _hand_over(self, batch: Batch[Item]) -> None:
-        self._ready.put((batch, [decode(m) for m, _ in batch.items]))
+        decoded = [decode(m) for m, _ in batch.items]
+        writer.prepare(decoded)
+        self._ready.put((batch, decoded))
         self._taken = None
         self._failed.discard("decoder")
 

@@ -22,14 +22,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from schemas.timeseries import PARTITIONED, ensure_partitions, samples_backend
+from schemas.timeseries import (
+    PARTITIONED,
+    ensure_partitions,
+    month_start,
+    next_month,
+    samples_backend,
+)
 from services.ingest import connectivity, deadletters, rollups, stats
 from services.ingest.admission import DEFAULT_WINDOW, Window, screen
 from services.ingest.decode import Decoded, Message, decode
@@ -101,9 +109,9 @@ def write_decoded(
     """Store decoded payloads: samples, revisions, rollups, dead letters, counters."""
     screen(conn, batch, window)
     outcome = Outcome(received=sum(d.received for d in batch))
-    rows = staging_rows(batch)
-    if rows:
-        _store_samples(conn, rows, outcome)
+    staging = Staging.of(batch)
+    if staging.size:
+        _store_samples(conn, staging, outcome)
     connectivity.record(conn, [e for d in batch for e in d.events])
     rejects = [r for d in batch for r in d.rejects]
     outcome.dead_letter_ids = deadletters.file(conn, rejects)
@@ -111,6 +119,108 @@ def write_decoded(
     outcome.dead_letter_reasons = [r.reason for r in rejects]
     stats.persist(conn, outcome)
     return outcome
+
+
+def prepare(batch: Sequence[Decoded]) -> None:
+    """Format each payload's samples as staging rows ahead of its write (``Decoded.staged``).
+
+    The MQTT decoder thread calls this while the writer waits on PostgreSQL,
+    which takes the per-sample formatting off the writer's path. Anything
+    that changes a payload's samples afterwards (``screen``) drops its text,
+    and a payload without text is formatted by the writer as before.
+    """
+    for d in batch:
+        d.staged = _text_rows(d) if d.samples and d.device_id is not None else None
+
+
+def _text_rows(d: Decoded) -> str:
+    """``_viu_raw`` rows of generation 1 in COPY's text format.
+
+    Exact: a datetime's and a Decimal's ``str`` are what PostgreSQL's input
+    functions read back unchanged. A device id is escaped for COPY (the JSON
+    format's ids cannot hold a tab or a backslash, but another format's may);
+    a cause is one of the vocabulary's words.
+    """
+    head = f"1\t{_copy_text(str(d.device_id))}\t"
+    tail = f"\t{d.message.received_at!s}\n"
+    null = "\\N"
+    return "".join(
+        [
+            f"{head}{s.ts!s}\t{s.interval_s}\t{s.uptime_min!s}\t{s.quality_min!s}\t{s.throughput!s}"
+            f"\t{s.downtime_cause}\t{null if s.seq is None else s.seq}{tail}"
+            for s in d.samples
+        ]
+    )
+
+
+def _copy_text(value: str) -> str:
+    if any(c in value for c in "\\\t\n\r"):
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+@dataclass
+class Staging:
+    """What one write stages: the batch's rows and the facts about them the SQL needs."""
+
+    size: int = 0
+    devices: list[str] = field(default_factory=list)
+    first: datetime | None = None
+    last: datetime | None = None
+    months: set[datetime] = field(default_factory=set)
+    sizes: Counter[int] = field(default_factory=Counter)  # rows per generation
+    text: str | None = None  # COPY text rows, when every row is of generation 1 and prepared
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # else binary COPY rows
+
+    @classmethod
+    def of(cls, batch: Sequence[Decoded]) -> Staging:
+        """Per payload, not per sample: the per-sample loops run in C (``map``, ``set.update``)."""
+        st = cls()
+        stamps: dict[str, set[datetime]] = {}
+        repeated = False
+        texts: list[str] | None = []
+        for d in batch:
+            if not d.samples:
+                continue
+            assert d.device_id is not None
+            ts = list(map(_TS, d.samples))
+            seen = stamps.setdefault(d.device_id, set())
+            before = len(seen)
+            seen.update(ts)
+            repeated = repeated or len(seen) - before < len(ts)
+            lo, hi = min(ts), max(ts)
+            st.first = lo if st.first is None else min(st.first, lo)
+            st.last = hi if st.last is None else max(st.last, hi)
+            st.months.update(_months(lo, hi))
+            st.size += len(ts)
+            if texts is not None and d.staged is not None:
+                texts.append(d.staged)
+            else:
+                texts = None
+        st.devices = sorted(stamps)
+        if repeated or texts is None:
+            st.rows = staging_rows(batch)
+            st.sizes = Counter(r[0] for r in st.rows)
+        else:
+            st.text = "".join(texts)
+            st.sizes = Counter({1: st.size})
+        return st
+
+
+def _months(lo: datetime, hi: datetime) -> list[datetime]:
+    """The UTC months from ``lo``'s to ``hi``'s (a payload spans one or two)."""
+    months = [month_start(lo)]
+    while next_month(months[-1]) <= hi:
+        months.append(next_month(months[-1]))
+    return months
+
+
+_TS = attrgetter("ts")
 
 
 def staging_rows(batch: Sequence[Decoded]) -> list[tuple[Any, ...]]:
@@ -139,28 +249,26 @@ def staging_rows(batch: Sequence[Decoded]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _store_samples(conn: Connection, rows: list[tuple[Any, ...]], outcome: Outcome) -> None:
-    devices = sorted({r[1] for r in rows})
-    _lock_devices(conn, devices)
-    stamps = {r[2] for r in rows}
-    span = {"devices": devices, "first": min(stamps), "last": max(stamps)}
+def _store_samples(conn: Connection, st: Staging, outcome: Outcome) -> None:
+    assert st.first is not None and st.last is not None
+    _lock_devices(conn, st.devices)
+    span = {"devices": st.devices, "first": st.first, "last": st.last}
     partitioned = samples_backend(conn) == PARTITIONED
     if partitioned:  # TimescaleDB creates its chunks itself
-        ensure_partitions(conn, stamps)
+        ensure_partitions(conn, st.months)
     _raw(conn).execute(SETUP if partitioned else SETUP + UNCAPPED)
-    _copy(conn, rows)
-    annotated = _annotated(conn, devices, span["first"], span["last"])
-    sizes = Counter(r[0] for r in rows)
+    _copy(conn, st)
+    annotated = _annotated(conn, st.devices, st.first, st.last)
     first = 1
     if _insert_all_new(conn):
-        outcome.stored += sizes[1]
+        outcome.stored += st.sizes[1]
         rollups.apply_deltas(conn, FIRST_GENERATION, "1", annotated)
         first = 2
-    if first > max(sizes):
+    if first > max(st.sizes):
         return
     conn.execute(text(f"INSERT INTO _viu_stage ({STAGE_COLUMNS}) SELECT {TYPED} FROM _viu_raw"))
-    for gen in range(first, max(sizes) + 1):
-        _generation(conn, gen, sizes[gen], span, outcome)
+    for gen in range(first, max(st.sizes) + 1):
+        _generation(conn, gen, st.sizes[gen], span, outcome)
     rollups.apply_deltas(conn, "_viu_delta", annotated=annotated)
 
 
@@ -188,6 +296,8 @@ def _insert_all_new(conn: Connection) -> bool:
     The usual case (new data) then needs no classification: every staged row
     is new and the staging table itself is the rollup delta. One stored row
     (a redelivery, a correction) undoes the attempt, and the caller classifies.
+    (Adding the rollups in the same statement, from the INSERT's RETURNING
+    rows, was measured slower: 6.3 against 5.5 µs per sample.)
     """
     try:
         with conn.begin_nested():
@@ -216,13 +326,20 @@ def _raw(conn: Connection) -> psycopg.Connection[Any]:
     return raw  # type: ignore[no-any-return]
 
 
-def _copy(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+def _copy(conn: Connection, st: Staging) -> None:
+    if st.text is not None:
+        with (
+            _raw(conn).cursor() as cur,
+            cur.copy(f"COPY _viu_raw ({STAGE_COLUMNS}) FROM STDIN") as copy,
+        ):
+            copy.write(st.text)
+        return
     with (
         _raw(conn).cursor() as cur,
         cur.copy(f"COPY _viu_raw ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.set_types(RAW_TYPES)
-        for row in rows:
+        for row in st.rows:
             copy.write_row(row)
 
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from services.config import Settings
-from services.ingest import jsonx, pipeline
-from services.ingest.decode import Message, http_topic
+from services.ingest import jsonx, pipeline, writer
+from services.ingest.decode import Message, decode, http_topic
 from services.ingest.service import IngestService
 from services.ingest.stats import Outcome
 
@@ -68,12 +68,20 @@ def message(device_id: str, raw: bytes, topic: str | None = None) -> Message:
     return Message(topic or http_topic(device_id), raw, datetime.now(UTC))
 
 
-@pytest.fixture
-def write(db: Engine) -> Callable[..., Outcome]:
-    """Write payloads of one device through the shared pipeline."""
+@pytest.fixture(params=["prepared", "unprepared"])
+def write(db: Engine, request: pytest.FixtureRequest) -> Callable[..., Outcome]:
+    """Write payloads of one device through the shared pipeline.
+
+    Both ways the rows reach the staging table: formatted ahead by the MQTT
+    decoder thread (``writer.prepare``, COPY text) and by the writer itself
+    (HTTP, replay, retries: binary COPY).
+    """
 
     def run(device_id: str, *raws: bytes, topic: str | None = None) -> Outcome:
-        return pipeline.ingest(db, [message(device_id, r, topic) for r in raws])
+        decoded = [decode(message(device_id, r, topic)) for r in raws]
+        if request.param == "prepared":
+            writer.prepare(decoded)
+        return pipeline.ingest_decoded(db, decoded)
 
     return run
 

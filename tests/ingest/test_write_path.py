@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from services.ingest import writer
+from services.ingest import pipeline, writer
+from services.ingest.decode import decode
 from services.ingest.stats import Outcome
-from tests.ingest.conftest import T0, payload, register, rows, sample
+from tests.ingest.conftest import T0, message, payload, register, rows, sample
 
 Write = Callable[..., Outcome]
 
@@ -148,3 +149,23 @@ def test_new_data_is_inserted_without_classification(
     assert classified == [1]
     write("d1", payload(sample(20), sample(20, throughput=1)))
     assert classified == [1, 2]  # generation 1 was new, generation 2 corrects it
+
+
+def test_prepared_rows_are_dropped_when_screening_changes_the_samples(db: Engine) -> None:
+    """A sample screened out after the decoder formatted its row is never stored."""
+    register(db, "d1")
+    decoded = [
+        decode(message("d1", payload(sample(0), {**sample(1), "ts": "2099-01-01T00:00:00Z"}))),
+        decode(message("nobody", payload(sample(0)))),
+    ]
+    writer.prepare(decoded)
+    assert all(d.staged for d in decoded)
+    out = pipeline.ingest_decoded(db, decoded)
+    assert (out.stored, out.dead_lettered) == (1, 2)
+    assert [d.staged for d in decoded] == [None, None]
+    assert rows(db, "SELECT ts FROM samples") == [{"ts": T0}]
+
+
+def test_prepared_rows_escape_what_copy_text_would_read_as_a_delimiter() -> None:
+    assert writer._copy_text("gw\tdev\\1\n") == "gw\\tdev\\\\1\\n"
+    assert writer._copy_text("plain-id_1.2") == "plain-id_1.2"

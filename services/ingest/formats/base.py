@@ -79,6 +79,9 @@ class Decoded:
     batch: bool = False  # a {"samples": [...]} payload (else one sample)
     events: list[StateEvent] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+    # ``samples`` as COPY text rows, formatted ahead of the write by the MQTT
+    # decoder thread (``writer.prepare``); None whenever ``samples`` changed since.
+    staged: str | None = None
 
     @property
     def received(self) -> int:
@@ -88,6 +91,7 @@ class Decoded:
         """The whole payload becomes one dead letter (e.g. its device is unknown)."""
         weight = self.received
         self.samples = []
+        self.staged = None
         self.rejects = [
             Reject(self.message.topic, self.device_id, self.message.payload, reason, weight)
         ]

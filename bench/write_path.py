@@ -1,0 +1,203 @@
+"""The write path in one process, without MQTT: where one sample's time goes.
+
+Decodes the batch phase's payloads (100-sample messages, the same as
+``bench/ingest.py``) and writes them through ``pipeline.ingest_decoded`` in
+transactions of ``--per-txn`` samples, one after the other, on one
+connection. It prints per sample: the decoder's CPU time, the writer's own
+CPU time (its Python, measured with ``time.thread_time``) and its wall time
+(Python plus waiting on PostgreSQL), next to a binary COPY of the same rows
+into a plain table with the samples primary key, measured in the same run.
+
+No broker, no threads: it isolates the code a change to the write path
+touches, so a change can be measured in seconds. ``bench/ingest.py`` remains
+the measurement of record (it runs the real ``viu ingest`` process).
+
+    .venv/bin/python bench/write_path.py --server postgresql://postgres@127.0.0.1:5432
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import (
+    INTERVAL_S,
+    Workload,
+    db_url,
+    drop_database,
+    recreate_database,
+    setup_schema,
+    values,
+)
+
+from services.db import make_engine
+from services.ingest import pipeline, writer
+from services.ingest.decode import Message, decode
+
+REF_TYPES = (
+    "varchar",
+    "timestamptz",
+    "int4",
+    "numeric",
+    "numeric",
+    "numeric",
+    "varchar",
+    "int8",
+    "timestamptz",
+)
+
+
+def copy_reference(url: str, work: Workload) -> float:
+    """Seconds for a binary COPY of the workload's rows into a fresh keyed table."""
+    from decimal import Decimal
+
+    received = datetime.now(UTC)
+    rows = []
+    for i in range(work.messages):
+        first = work.first_ts(i)
+        for j in range(work.per_message):
+            k = i * work.per_message + j
+            up, q, t, cause = values(k)
+            rows.append(
+                (
+                    work.device(i),
+                    datetime.fromtimestamp(first + j * INTERVAL_S, UTC),
+                    INTERVAL_S,
+                    Decimal(up),
+                    Decimal(q),
+                    Decimal(t),
+                    cause or "unplanned",
+                    k,
+                    received,
+                )
+            )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS write_path_ref")
+        conn.execute(
+            "CREATE TABLE write_path_ref (device_id varchar(64), ts timestamptz, "
+            "interval_s int, uptime_min numeric, quality_min numeric, throughput numeric, "
+            "downtime_cause varchar(16), seq bigint, received_at timestamptz, "
+            "PRIMARY KEY (device_id, ts))"
+        )
+        started = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy("COPY write_path_ref FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(REF_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        return time.perf_counter() - started
+
+
+def _time_statements(engine: Any) -> dict[str, float]:
+    """Wall time per SQL statement (its first words), through SQLAlchemy's cursor events.
+
+    The COPY into the staging table goes to psycopg directly and is not in it.
+    """
+    from sqlalchemy import event
+
+    totals: dict[str, float] = {}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        key = " ".join(statement.split())[:70]
+        totals[key] = totals.get(key, 0.0) + time.perf_counter() - conn.info["t0"]
+
+    return totals
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    p.add_argument("--database", default="viu_bench_ingest_write_path")
+    p.add_argument("--messages", type=int, default=5000, help="100-sample messages")
+    p.add_argument("--per-message", type=int, default=100)
+    p.add_argument("--per-txn", type=int, default=5000, help="samples per transaction")
+    p.add_argument("--devices", type=int, default=1000)
+    p.add_argument("--no-prepare", action="store_true", help="the writer formats the rows")
+    p.add_argument("--profile", type=int, default=0, help="cProfile the writer: top N functions")
+    a = p.parse_args()
+    if not a.database.startswith("viu_bench_ingest"):
+        p.error("--database must start with viu_bench_ingest")
+    recreate_database(a.server, a.database)
+    url = db_url(a.server, a.database)
+    try:
+        setup_schema(url, a.devices, 10)
+        work = Workload("batch", "viu", a.devices, a.messages, a.per_message)
+        topics = [work.topic(i).decode() for i in range(a.messages)]
+        payloads = [work.payload(i) for i in range(a.messages)]
+        received = datetime.now(UTC)
+        per_batch = max(1, a.per_txn // a.per_message)
+        engine = make_engine(url)
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 10)
+        decode_cpu = write_cpu = write_wall = 0.0
+        statements = _time_statements(engine)
+        prof = cProfile.Profile() if a.profile else None
+        for start in range(0, a.messages, per_batch):
+            msgs = [
+                Message(topics[i], payloads[i], received)
+                for i in range(start, min(start + per_batch, a.messages))
+            ]
+            t0 = time.thread_time()
+            decoded = [decode(m) for m in msgs]
+            if not a.no_prepare:
+                writer.prepare(decoded)  # as the decoder thread of viu ingest does
+            t1 = time.thread_time()
+            w0 = time.perf_counter()
+            if prof:
+                prof.enable()
+            outcome = pipeline.ingest_decoded(engine, decoded, attempts=1)
+            if prof:
+                prof.disable()
+            write_wall += time.perf_counter() - w0
+            t2 = time.thread_time()
+            decode_cpu += t1 - t0
+            write_cpu += t2 - t1
+            assert outcome.stored == sum(len(d.samples) for d in decoded), outcome
+        engine.dispose()
+        n = work.samples
+        copies = [copy_reference(url, work) for _ in range(3)]
+        copy_s = statistics.median(copies)
+        us = 1e6 / n
+        print(f"{n} samples in {a.messages} messages, {per_batch} messages per transaction")
+        print(f"decoder CPU      {decode_cpu * us:6.2f} µs/sample")
+        print(f"writer CPU       {write_cpu * us:6.2f} µs/sample (its Python)")
+        print(f"writer wall      {write_wall * us:6.2f} µs/sample (Python + waiting on PostgreSQL)")
+        print(f"decode + write   {(decode_cpu + write_wall) * us:6.2f} µs/sample serial")
+        print(f"binary COPY      {copy_s * us:6.2f} µs/row (median of {copies})")
+        for what, seconds in sorted(statements.items(), key=lambda kv: -kv[1]):
+            print(f"  statement {seconds * us:6.2f} µs/sample  {what}")
+        serial = n / (decode_cpu + write_wall)
+        print(
+            f"serial rate {serial:,.0f} samples/s = {serial * copy_s / n:.3f} of COPY "
+            f"({n / copy_s:,.0f} rows/s)"
+        )
+        if prof:
+            pstats.Stats(prof).sort_stats("tottime").print_stats(a.profile)
+    finally:
+        drop_database(a.server, a.database)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
