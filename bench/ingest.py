@@ -1867,6 +1867,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1_000_000,
         help="the private broker's autosave_interval in changes (viu ships 100)",
     )
+    p.add_argument(
+        "--broker-inflight",
+        type=int,
+        default=None,
+        help="the private broker's max_inflight_messages (default: what viu ships)",
+    )
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
     p.add_argument("--env", action="append", default=[], help="VIU_X=value for the ingesters")
     p.add_argument("--py-spy", metavar="DIR", help="record py-spy raw stacks of every ingester")
@@ -1960,9 +1966,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"database {args.database}: migrated, {args.devices} devices in {args.contracts} contracts")
     say(f"storage: {storage_text(storage_report(url))}")
 
-    from services.embedded import AUTOSAVE_CHANGES, start_mosquitto
+    from services.embedded import AUTOSAVE_CHANGES, MAX_INFLIGHT, start_mosquitto
 
-    broker = start_mosquitto(work_dir, port=None, autosave=args.broker_autosave)
+    inflight = MAX_INFLIGHT if args.broker_inflight is None else args.broker_inflight
+    broker = start_mosquitto(work_dir, port=None, autosave=args.broker_autosave, inflight=inflight)
     if args.broker_autosave != AUTOSAVE_CHANGES:
         say(
             f"broker autosave every {args.broker_autosave:,} changes (viu ships "

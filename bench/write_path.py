@@ -135,6 +135,7 @@ def main() -> int:
     p.add_argument("--devices", type=int, default=1000)
     p.add_argument("--no-prepare", action="store_true", help="the writer formats the rows")
     p.add_argument("--profile", type=int, default=0, help="cProfile the writer: top N functions")
+    p.add_argument("--sort", default="tottime", help="the profile's order (e.g. cumulative)")
     a = p.parse_args()
     if not a.database.startswith("viu_bench_ingest"):
         p.error("--database must start with viu_bench_ingest")
@@ -193,7 +194,7 @@ def main() -> int:
             f"({n / copy_s:,.0f} rows/s)"
         )
         if prof:
-            pstats.Stats(prof).sort_stats("tottime").print_stats(a.profile)
+            pstats.Stats(prof).sort_stats(a.sort).print_stats(a.profile)
     finally:
         drop_database(a.server, a.database)
     return 0

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=5000, ge=1, le=100_000)
     ingest_flush_ms: int = Field(default=10, ge=1, le=60_000)
     ingest_buffer_samples: int = Field(default=100_000, ge=100, le=5_000_000)
+    ingest_switch_interval_us: int = Field(
+        default=100, ge=10, le=100_000, description="the ingester's GIL switch interval"
+    )
     ingest_max_ahead_s: int = Field(
         default=86_400, ge=0, le=31_622_400, description="samples later than now + this refused"
     )

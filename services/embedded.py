@@ -42,11 +42,12 @@ autosave_on_changes true
 autosave_interval {autosave}
 max_queued_messages 0
 max_queued_bytes 1073741824
-max_inflight_messages 1000
+max_inflight_messages {inflight}
 max_packet_size 16777216
 persistent_client_expiration 7d
 """
 AUTOSAVE_CHANGES = 100
+MAX_INFLIGHT = 1000
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -210,7 +211,11 @@ class EmbeddedBroker:
 
 
 def start_mosquitto(
-    data_dir: Path, port: int | None = None, *, autosave: int = AUTOSAVE_CHANGES
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    autosave: int = AUTOSAVE_CHANGES,
+    inflight: int = MAX_INFLIGHT,
 ) -> EmbeddedBroker:
     """Mosquitto on 127.0.0.1:``port`` (None: any free port), data under ``data_dir``."""
     exe = shutil.which("mosquitto")
@@ -223,7 +228,9 @@ def start_mosquitto(
     # Started as root, mosquitto drops to user 'mosquitto', which cannot write a
     # data dir under a 0700 home; the embedded broker keeps the caller's user.
     user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(MOSQUITTO_CONF.format(port=port, data=home, user=user, autosave=autosave))
+    conf.write_text(
+        MOSQUITTO_CONF.format(port=port, data=home, user=user, autosave=autosave, inflight=inflight)
+    )
     proc = subprocess.Popen(
         [exe, "-c", str(conf)],
         stdout=subprocess.DEVNULL,

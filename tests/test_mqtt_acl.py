@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from services.embedded import AUTOSAVE_CHANGES, MOSQUITTO_CONF, free_port, wait_port
+from services.embedded import AUTOSAVE_CHANGES, MAX_INFLIGHT, MOSQUITTO_CONF, free_port, wait_port
 from tests.tls import OPENSSL, Pki, client_certificate, make_pki
 
 paho = pytest.importorskip("paho.mqtt.client")
@@ -500,7 +500,9 @@ def test_production_config_refuses_anonymous_and_names_credentials() -> None:
     ],
 )
 def test_queue_limits_and_durability_are_the_same_in_every_broker_config(key: str) -> None:
-    embedded = MOSQUITTO_CONF.format(user="", port=1, data="/d", autosave=AUTOSAVE_CHANGES)
+    embedded = MOSQUITTO_CONF.format(
+        user="", port=1, data="/d", autosave=AUTOSAVE_CHANGES, inflight=MAX_INFLIGHT
+    )
     prod = directives(PROD_CONF.read_text())[key]
     assert prod == directives((CONF_DIR / "mosquitto.conf").read_text())[key]
     assert prod == directives(embedded)[key]

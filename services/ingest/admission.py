@@ -91,9 +91,13 @@ def _admit(
     d: Decoded, earliest: datetime | None, latest: datetime, device: Any, window: Window
 ) -> None:
     lowest = TS_MIN if earliest is None else earliest
-    stamps = list(map(_TS, d.samples))  # the usual case, all inside, stays in C
-    if lowest <= min(stamps) and max(stamps) <= latest:
-        return
+    if len(d.samples) == 1:  # the usual MQTT message
+        if lowest <= d.samples[0].ts <= latest:
+            return
+    else:
+        stamps = list(map(_TS, d.samples))  # the usual case, all inside, stays in C
+        if lowest <= min(stamps) and max(stamps) <= latest:
+            return
     outside = [s for s in d.samples if not lowest <= s.ts <= latest]
     if not d.batch:
         d.reject_all(_why(outside[0].ts, earliest, latest, device, window))

@@ -30,9 +30,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -72,9 +71,8 @@ CONNACK_REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class AckToken:
-    """Which connection delivered a message, and its packet id there."""
+class AckToken(NamedTuple):
+    """Which connection delivered a message, and its packet id there (one per message)."""
 
     generation: int
     mid: int

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,18 +45,28 @@ STOP_FLUSH_S = 15.0
 RESTART_DELAY_S = 1.0
 
 
-def tune_gc() -> None:
-    """Make the cyclic garbage collector rare: ingest allocates, it does not make cycles.
+def tune_runtime(switch_interval_us: int) -> None:
+    """Make the cyclic garbage collector rare and hand the GIL over sooner.
 
-    Every sample is a few container objects that live until their batch is
+    Garbage collector: ingest allocates, it does not make cycles. Every
+    sample is a few container objects that live until their batch is
     committed. With CPython's default thresholds the collector ran every 700
     allocations and regularly walked every object of the process, which took
     a third of the decoder's time (11.9 → 8.4 µs per single-sample message,
     measured). What exists at start (modules, settings) is frozen out of the
     collector's walks; the rest is still collected, just in larger steps.
+
+    GIL switch interval (``VIU_INGEST_SWITCH_INTERVAL_US``): the writer sends
+    each statement of a batch and waits for PostgreSQL's reply without the
+    GIL; when the reply comes, the decoder usually holds the GIL and keeps it
+    for up to CPython's default 5 ms before it must let go. With a dozen
+    round trips per transaction, the writer waited longer for the GIL than
+    PostgreSQL took to answer. At 100 µs, 100-sample messages drained 27 % to
+    40 % faster on a 2-vCPU host (docs/benchmarks.md, issue 17 round 2).
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
+    sys.setswitchinterval(switch_interval_us / 1_000_000)
 
 
 class IngestService:
@@ -71,11 +82,13 @@ class IngestService:
         self._ready: queue.Queue[Ready | None] = queue.Queue(maxsize=1)
         self._taken: Batch[Item] | None = None  # taken by the decoder, not yet handed over
         self._writing: Ready | None = None  # handed to the writer, not yet committed
+        self._switch_interval = sys.getswitchinterval()  # the process's, restored by stop()
         self._decoder = self._thread("decoder", self._decode_loop, self._decoder_ended)
         self._writer = self._thread("writer", self._write_loop)
 
     def start(self) -> None:
-        tune_gc()
+        self._switch_interval = sys.getswitchinterval()
+        tune_runtime(self.settings.ingest_switch_interval_us)
         self._writer.start()
         self._decoder.start()
         self.consumer.start()
@@ -97,6 +110,7 @@ class IngestService:
         self._decoder.join(STOP_FLUSH_S + 5)
         self._writer.join(max(0.0, self._give_up_at + 5 - time.monotonic()))
         self.consumer.stop()
+        sys.setswitchinterval(self._switch_interval)  # the rest of the process as it was
 
     def _thread(
         self, name: str, loop: Callable[[], None], ended: Callable[[], None] | None = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
@@ -179,25 +179,41 @@ class Staging:
 
     @classmethod
     def of(cls, batch: Sequence[Decoded]) -> Staging:
-        """Per payload, not per sample: the per-sample loops run in C (``map``, ``set.update``)."""
+        """Per payload, not per sample: the per-sample loops run in C (``map``, ``set.update``).
+
+        A single-sample payload (the common MQTT message) skips the lists, and
+        a month already seen in this batch is not worked out again.
+        """
         st = cls()
         stamps: dict[str, set[datetime]] = {}
+        seen_months: set[tuple[int, int]] = set()
         repeated = False
         texts: list[str] | None = []
         for d in batch:
-            if not d.samples:
+            samples = d.samples
+            if not samples:
                 continue
             assert d.device_id is not None
-            ts = list(map(_TS, d.samples))
             seen = stamps.setdefault(d.device_id, set())
-            before = len(seen)
-            seen.update(ts)
-            repeated = repeated or len(seen) - before < len(ts)
-            lo, hi = min(ts), max(ts)
-            st.first = lo if st.first is None else min(st.first, lo)
-            st.last = hi if st.last is None else max(st.last, hi)
-            st.months.update(_months(lo, hi))
-            st.size += len(ts)
+            if len(samples) == 1:
+                lo = hi = samples[0].ts
+                repeated = repeated or lo in seen
+                seen.add(lo)
+            else:
+                ts = list(map(_TS, samples))
+                before = len(seen)
+                seen.update(ts)
+                repeated = repeated or len(seen) - before < len(ts)
+                lo, hi = min(ts), max(ts)
+            st.first = lo if st.first is None or lo < st.first else st.first
+            st.last = hi if st.last is None or hi > st.last else st.last
+            month = (lo.year, lo.month)
+            one_utc_month = lo.tzinfo is UTC is hi.tzinfo and month == (hi.year, hi.month)
+            if not one_utc_month or month not in seen_months:
+                st.months.update(_months(lo, hi))
+                if one_utc_month:
+                    seen_months.add(month)
+            st.size += len(samples)
             if texts is not None and d.staged is not None:
                 texts.append(d.staged)
             else:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,6 +52,17 @@ def test_mqtt_and_http_share_the_write_path(
     assert http.json()["duplicates"] == 1
     topics = {r["topic"] for r in rows(db, "SELECT topic FROM dead_letters")}
     assert topics == {topic, f"{service.settings.mqtt_topic_prefix}/ghost/telemetry"}
+
+
+def test_the_ingester_hands_the_gil_over_as_configured(
+    start_service: Callable[..., IngestService],
+) -> None:
+    """``VIU_INGEST_SWITCH_INTERVAL_US`` is the GIL switch interval while ingest runs."""
+    before = sys.getswitchinterval()
+    service = start_service(ingest_switch_interval_us=250)
+    assert sys.getswitchinterval() == pytest.approx(250e-6)
+    service.stop()
+    assert sys.getswitchinterval() == before
 
 
 def test_many_messages_are_stored_exactly_once(

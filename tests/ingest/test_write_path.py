@@ -169,3 +169,24 @@ def test_prepared_rows_are_dropped_when_screening_changes_the_samples(db: Engine
 def test_prepared_rows_escape_what_copy_text_would_read_as_a_delimiter() -> None:
     assert writer._copy_text("gw\tdev\\1\n") == "gw\\tdev\\\\1\\n"
     assert writer._copy_text("plain-id_1.2") == "plain-id_1.2"
+
+
+def test_single_sample_messages_of_one_batch_across_month_ends(db: Engine, write: Write) -> None:
+    """Each single-sample message counts on its own: its month, its repeats, its rollup."""
+    register(db, "d1")
+    month_end = 31 * 24 * 60  # minutes from T0 (1 October) to 1 November
+    raws = [
+        payload(sample(-5)),  # 30 September
+        payload(sample(0)),
+        payload(sample(-5, throughput=3)),  # corrects the first, same batch
+        payload(sample(0)),  # a duplicate of the second
+        payload(sample(month_end - 5), sample(month_end)),  # starts in a month already seen
+    ]
+    staged = writer.Staging.of([decode(message("d1", r)) for r in raws])
+    assert sorted(staged.months) == [T0.replace(month=m) for m in (9, 10, 11)]
+    out = write("d1", *raws)
+    assert (out.stored, out.corrections, out.duplicates) == (4, 1, 1)
+    got = rows(db, "SELECT ts, throughput FROM samples ORDER BY ts")
+    assert [(r["ts"] - T0).total_seconds() / 60 for r in got] == [-5, 0, month_end - 5, month_end]
+    assert [r["throughput"] for r in got] == [3, Decimal("12.125"), 12.125, 12.125]
+    assert rows(db, "SELECT sum(samples) AS n FROM rollups") == [{"n": 4}]

@@ -12,6 +12,7 @@ in ``FORMATS`` before JSON, and its tests in ``tests/ingest``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from services.config import Settings
@@ -22,7 +23,9 @@ from services.ingest.formats.sparkplug import SPARKPLUG
 FORMATS: tuple[Format, ...] = (SPARKPLUG, JSON)  # JSON last: it takes whatever is left
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def format_of(topic: str) -> Format:
+    """The format of a topic; remembered, as a device sends on the same topic every time."""
     return next(f for f in FORMATS if f.accepts(topic))
 
 

@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from schemas.telemetry import Sample
 from services.config import Settings
 from services.ingest import jsonx
 
 
-@dataclass(frozen=True)
-class Message:
-    """One payload as it arrived: MQTT topic (or the HTTP pseudo-topic) and raw bytes."""
+class Message(NamedTuple):
+    """One payload as it arrived: MQTT topic (or the HTTP pseudo-topic) and raw bytes.
+
+    A named tuple, not a frozen dataclass: one is made per MQTT message on the
+    receive thread, and a tuple is built in a third of the time.
+    """
 
     topic: str
     payload: bytes
