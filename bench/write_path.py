@@ -136,6 +136,9 @@ def main() -> int:
     p.add_argument("--no-prepare", action="store_true", help="the writer formats the rows")
     p.add_argument("--profile", type=int, default=0, help="cProfile the writer: top N functions")
     p.add_argument("--sort", default="tottime", help="the profile's order (e.g. cumulative)")
+    p.add_argument(
+        "--pre-ping", action="store_true", help="ping each pooled connection (the API's pools do)"
+    )
     a = p.parse_args()
     if not a.database.startswith("viu_bench_ingest"):
         p.error("--database must start with viu_bench_ingest")
@@ -148,7 +151,7 @@ def main() -> int:
         payloads = [work.payload(i) for i in range(a.messages)]
         received = datetime.now(UTC)
         per_batch = max(1, a.per_txn // a.per_message)
-        engine = make_engine(url)
+        engine = make_engine(url, pre_ping=a.pre_ping)  # the ingester's pool does not ping
         gc.freeze()
         gc.set_threshold(50_000, 20, 10)
         decode_cpu = write_cpu = write_wall = 0.0

@@ -91,10 +91,18 @@ def ensure_partitions(conn: Connection, months: Iterable[datetime]) -> list[str]
     """Create the monthly (UTC) partitions of ``samples`` that do not exist yet.
 
     Concurrent writers serialise on an advisory lock so two ingesters creating
-    the same month never collide. Returns the names created.
+    the same month never collide. Returns the names created. A connection
+    remembers the partitions it found (``conn.info``), so a batch into known
+    months costs no catalog query; a write that fails forgets them
+    (``forget_partitions``), and is written again when that memory was all
+    it went by, in case a partition was dropped since.
     """
     wanted = sorted({month_start(m) for m in months})
     if not wanted:
+        return []
+    known: set[str] = conn.info.setdefault(_PARTITIONS_KEY, set())
+    conn.info[_ASSUMED_KEY] = all(partition_name(m) in known for m in wanted)
+    if conn.info[_ASSUMED_KEY]:
         return []
     existing = {
         r[0]
@@ -107,6 +115,7 @@ def ensure_partitions(conn: Connection, months: Iterable[datetime]) -> list[str]
     }
     missing = [m for m in wanted if partition_name(m) not in existing]
     if not missing:
+        known.update(existing)
         return []
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('viu.samples.partitions'))"))
     created = []
@@ -120,6 +129,20 @@ def ensure_partitions(conn: Connection, months: Iterable[datetime]) -> list[str]
         )
         created.append(name)
     return created
+
+
+def forget_partitions(conn: Connection) -> bool:
+    """Forget the partitions this connection knows of: after a failed write, look again.
+
+    Returns whether the last ``ensure_partitions`` went by that memory alone
+    (then a partition dropped since may be why the write failed).
+    """
+    conn.info.pop(_PARTITIONS_KEY, None)
+    return bool(conn.info.pop(_ASSUMED_KEY, False))
+
+
+_PARTITIONS_KEY = "viu.samples_partitions"
+_ASSUMED_KEY = "viu.samples_partitions_assumed"
 
 
 def months_around(now: datetime, back: int, ahead: int) -> list[datetime]:

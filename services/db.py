@@ -39,13 +39,16 @@ def make_engine(
     *,
     application_name: str = "viu",
     pool_size: int | None = None,
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine with its own pool, sized and timed by ``settings`` (VIU_DB_POOL_*).
 
     Each part of viu gets an engine of its own (API, ingest, scheduler), so one
     part exhausting its pool never starves another; a checkout that waits
     longer than VIU_DB_POOL_TIMEOUT_S fails (the API answers 503) rather than
-    hanging.
+    hanging. ``pre_ping`` checks a connection with a round trip at every
+    checkout; a caller that retries a transaction on a transient error itself
+    (the ingest writer) can do without that round trip.
     """
     s = settings or Settings()
     return create_engine(
@@ -53,7 +56,7 @@ def make_engine(
         pool_size=pool_size or s.db_pool_size,
         max_overflow=s.db_max_overflow,
         pool_timeout=s.db_pool_timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={
             "application_name": application_name,
             "connect_timeout": s.db_connect_timeout_s,

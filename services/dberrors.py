@@ -35,6 +35,10 @@ TRANSIENT_STATES = frozenset(
 )
 
 
+class Retry(Exception):
+    """Raised by viu itself when a transaction failed on what it had assumed: write it again."""
+
+
 def sqlstate(exc: BaseException) -> str | None:
     """The SQLSTATE of a psycopg error (bare or wrapped by SQLAlchemy), if the server sent one."""
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
@@ -43,6 +47,8 @@ def sqlstate(exc: BaseException) -> str | None:
 
 def is_transient(exc: BaseException) -> bool:
     """The database is away or busy: the same work can succeed later unchanged."""
+    if isinstance(exc, Retry):
+        return True
     if isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError):
         return True  # the pool had no connection to give within its timeout
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:

@@ -50,8 +50,19 @@ class Resolved:
     engine: Engine
 
     def engine_for(self, settings: Settings, part: str) -> Engine:
-        """A separate engine (own pool) for one part of ``viu up``: ingest, settle or api."""
-        return db.make_engine(self.database_url, settings, application_name=f"viu-{part}")
+        """A separate engine (own pool) for one part of ``viu up``: ingest, settle or api.
+
+        The ingester's pool does not ping a connection before each batch: its
+        writer keeps a batch that failed on a dead connection and writes it
+        again on a fresh one (``IngestService._commit``), so the ping would
+        only add a round trip to every transaction.
+        """
+        return db.make_engine(
+            self.database_url,
+            settings,
+            application_name=f"viu-{part}",
+            pre_ping=part != "ingest",
+        )
 
 
 @contextlib.contextmanager

@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from schemas.timeseries import PARTITIONED
 from services.ingest import pipeline, writer
 from services.ingest.decode import decode
 from services.ingest.stats import Outcome
@@ -190,3 +191,19 @@ def test_single_sample_messages_of_one_batch_across_month_ends(db: Engine, write
     assert [(r["ts"] - T0).total_seconds() / 60 for r in got] == [-5, 0, month_end - 5, month_end]
     assert [r["throughput"] for r in got] == [3, Decimal("12.125"), 12.125, 12.125]
     assert rows(db, "SELECT sum(samples) AS n FROM rollups") == [{"n": 4}]
+
+
+def test_a_partition_dropped_after_it_was_seen_is_created_again(
+    db: Engine, write: Write, backend: str
+) -> None:
+    """The writer remembers the partitions it found; a dropped one costs no sample."""
+    if backend != PARTITIONED:
+        pytest.skip("native partitions only (TimescaleDB creates its chunks itself)")
+    register(db, "d1")
+    september = -24 * 60  # minutes from T0: 30 September
+    assert write("d1", payload(sample(september))).stored == 1
+    with db.begin() as conn:
+        conn.execute(text("DROP TABLE samples_y2026m09"))
+    out = write("d1", payload(sample(september + 5)))
+    assert (out.stored, out.dead_lettered) == (1, 0)
+    assert len(rows(db, "SELECT 1 FROM samples_y2026m09")) == 1
