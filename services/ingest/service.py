@@ -61,8 +61,8 @@ def tune_runtime(switch_interval_us: int) -> None:
     GIL; when the reply comes, the decoder usually holds the GIL and keeps it
     for up to CPython's default 5 ms before it must let go. With a dozen
     round trips per transaction, the writer waited longer for the GIL than
-    PostgreSQL took to answer. At 100 µs, 100-sample messages drained 27 % to
-    40 % faster on a 2-vCPU host (docs/benchmarks.md, issue 17 round 2).
+    PostgreSQL took to answer. At 100 µs, 100-sample messages drained 32 % to
+    46 % faster on a 2-vCPU host (docs/benchmarks.md, issue 17 round 2).
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
