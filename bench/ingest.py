@@ -809,17 +809,9 @@ class Bench:
 
     # ------------------------------------------------------------------ drain a pre-loaded queue
 
-    def drain(self, phase: str, work: Workload, workers: int | None = None) -> dict[str, Any]:
-        """Pre-load ``work`` into fresh sessions, start ``workers`` ingesters (default
-        ``--workers``), time the drain. ``phase`` (``single``, or ``single-w1`` for a
-        scale-out run) names the output lines, client ids, logs and py-spy directory."""
-        cids, group = self.client_ids(phase, workers)
-        for cid in cids:
-            create_session(self.mqtt_url, cid, subscription(work.prefix, group))
-        say(
-            f"[{phase}] pre-loading {work.messages:,} messages ({work.samples:,} samples) "
-            f"with {self.args.publishers} publishers"
-        )
+    def preload(self, phase: str, work: Workload, what: str) -> dict[str, Any]:
+        """Publish ``work`` into the broker's queue with the pre-loading publishers."""
+        say(f"[{phase}] pre-loading {what} with {self.args.publishers} publishers")
         pub = preload(self.mqtt_url, work, self.args.publishers)
         say(
             f"[{phase}] broker acknowledged {pub['acked']:,}/{pub['sent']:,} in "
@@ -827,6 +819,16 @@ class Bench:
         )
         if pub["acked"] != work.messages:
             raise SystemExit(f"[{phase}] the broker did not acknowledge every message")
+        return pub
+
+    def drain(self, phase: str, work: Workload, workers: int | None = None) -> dict[str, Any]:
+        """Pre-load ``work`` into fresh sessions, start ``workers`` ingesters (default
+        ``--workers``), time the drain. ``phase`` (``single``, or ``single-w1`` for a
+        scale-out run) names the output lines, client ids, logs and py-spy directory."""
+        cids, group = self.client_ids(phase, workers)
+        for cid in cids:
+            create_session(self.mqtt_url, cid, subscription(work.prefix, group))
+        pub = self.preload(phase, work, f"{work.messages:,} messages ({work.samples:,} samples)")
         with psycopg.connect(self.url, autocommit=True) as conn:
             before = counters(conn)
             ing = Ingesters(self.env(work.prefix), cids, group, self.work_dir, self.spy_dir(phase))
@@ -1025,17 +1027,7 @@ class Bench:
         ]
         persistent = [*base, "-c", "-x", str(SESSION_EXPIRY_S)]
         subprocess.run([*persistent, "-E"], check=True, timeout=30, capture_output=True)
-        say(
-            f"[{phase}] pre-loading {work.messages:,} single-sample messages "
-            f"with {self.args.publishers} publishers"
-        )
-        pub = preload(self.mqtt_url, work, self.args.publishers)
-        say(
-            f"[{phase}] broker acknowledged {pub['acked']:,}/{pub['sent']:,} in "
-            f"{pub['seconds']:.1f} s ({pub['rate']:,.0f} msg/s)"
-        )
-        if pub["acked"] != work.messages:
-            raise SystemExit(f"[{phase}] the broker did not acknowledge every message")
+        pub = self.preload(phase, work, f"{work.messages:,} single-sample messages")
         stamps_file = self.work_dir / "passthrough.stamps"
         err_file = self.work_dir / "passthrough.err"
         cmd = [*persistent, "-C", str(work.messages), "-F", "%U"]

@@ -33,6 +33,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from backends import COPY_TYPES
 from ingest import (
     INTERVAL_S,
     Workload,
@@ -46,18 +47,6 @@ from ingest import (
 from services.db import make_engine
 from services.ingest import pipeline, writer
 from services.ingest.decode import Message, decode
-
-REF_TYPES = (
-    "varchar",
-    "timestamptz",
-    "int4",
-    "numeric",
-    "numeric",
-    "numeric",
-    "varchar",
-    "int8",
-    "timestamptz",
-)
 
 
 def copy_reference(url: str, work: Workload) -> float:
@@ -98,7 +87,7 @@ def copy_reference(url: str, work: Workload) -> float:
             conn.cursor() as cur,
             cur.copy("COPY write_path_ref FROM STDIN (FORMAT BINARY)") as copy,
         ):
-            copy.set_types(REF_TYPES)
+            copy.set_types(COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
         return time.perf_counter() - started
