@@ -49,7 +49,10 @@ def loads(raw: bytes | str) -> Any:
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
         text = raw
     else:
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        # An object in UTF-8 (every device's payload) is what detect_encoding
+        # would find; anything else (a BOM, UTF-16/32) goes through it.
+        utf8 = raw[:1] == b"{" and b"\x00" not in raw[:4]
+        text = raw.decode("utf-8" if utf8 else json.detect_encoding(raw), "surrogatepass")
     return _DECODER.decode(text)
 
 

@@ -130,12 +130,19 @@ def prepare(batch: Sequence[Decoded]) -> None:
     that changes a payload's samples afterwards (``screen``) drops its text,
     and a payload without text is formatted by the writer as before.
     """
+    tails: dict[datetime, str] = {}  # the messages of one socket read share a receive time
     for d in batch:
-        d.staged = _text_rows(d) if d.samples and d.device_id is not None else None
+        if d.samples and d.device_id is not None:
+            received = d.message.received_at
+            if (tail := tails.get(received)) is None:
+                tail = tails[received] = f"\t{received!s}\n"
+            d.staged = _text_rows(d, tail)
+        else:
+            d.staged = None
 
 
-def _text_rows(d: Decoded) -> str:
-    """``_viu_raw`` rows of generation 1 in COPY's text format.
+def _text_rows(d: Decoded, tail: str) -> str:
+    """``_viu_raw`` rows of generation 1 in COPY's text format (``tail``: the receive time and newline).
 
     Exact: a datetime's and a Decimal's ``str`` are what PostgreSQL's input
     functions read back unchanged. A device id is escaped for COPY (the JSON
@@ -143,7 +150,6 @@ def _text_rows(d: Decoded) -> str:
     a cause is one of the vocabulary's words.
     """
     head = f"1\t{_copy_text(str(d.device_id))}\t"
-    tail = f"\t{d.message.received_at!s}\n"
     null = "\\N"
     return "".join(
         [

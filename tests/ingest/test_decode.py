@@ -197,3 +197,16 @@ def test_reasons_quoting_the_input_are_always_storable(device: str, shown: str) 
     assert reject.reason == f"device/topic mismatch: sample says '{shown}'"
     reject.reason.encode("utf-8")  # no lone surrogate left
     assert "\x00" not in reject.reason
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"]
+)
+def test_json_in_any_encoding_json_allows_parses_to_the_same_exact_values(encoding: str) -> None:
+    """UTF-8 takes a shortcut past ``json.detect_encoding``; every other encoding still goes through it."""
+    text = '{"a": 1.25, "b": "é", "c": [0.1]}'
+    assert jsonx.loads(text.encode(encoding)) == {
+        "a": Decimal("1.25"),
+        "b": "é",
+        "c": [Decimal("0.1")],
+    }

@@ -9,6 +9,7 @@ HTTP pseudo-topic included).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,8 +29,13 @@ def http_topic(device_id: str) -> str:
     return HTTP_TOPIC + device_id
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def topic_device(topic: str) -> str:
-    """The device id of ``{prefix}/{device_id}/telemetry`` or of the HTTP pseudo-topic."""
+    """The device id of ``{prefix}/{device_id}/telemetry`` or of the HTTP pseudo-topic.
+
+    Remembered per topic (a device sends on the same one every time); a
+    refused topic raises ``Invalid`` each time, as exceptions are not kept.
+    """
     if topic.startswith(HTTP_TOPIC):
         device_id = topic[len(HTTP_TOPIC) :]
     else:
