@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -210,3 +211,20 @@ def test_json_in_any_encoding_json_allows_parses_to_the_same_exact_values(encodi
         "b": "é",
         "c": [Decimal("0.1")],
     }
+
+
+def test_topics_are_remembered_only_at_ordinary_length() -> None:
+    """Many distinct 64 kB topics (a hostile publisher) must not fill the lookups' memory."""
+    from services.ingest import formats
+    from services.ingest.formats import json as json_format
+
+    caches = (formats._remembered_format, json_format._remembered_device)
+    before = [c.cache_info().currsize for c in caches]
+    for i in range(200):
+        long_topic = f"{'p' * 65_000}/dev-{i}/telemetry"
+        assert formats.format_of(long_topic) is formats.JSON
+        assert json_format.topic_device(long_topic) == f"dev-{i}"
+    assert [c.cache_info().currsize for c in caches] == before
+    topic = f"viu/dev-{uuid.uuid4().hex[:8]}/telemetry"
+    assert json_format.topic_device(topic) == json_format.topic_device(topic)
+    assert json_format._remembered_device.cache_info().currsize == before[1] + 1

@@ -17,16 +17,26 @@ from collections.abc import Iterable
 
 from services.config import Settings
 from services.ingest.formats.base import Decoded, Format, Message
-from services.ingest.formats.json import JSON
+from services.ingest.formats.json import JSON, REMEMBERED_TOPIC_CHARS
 from services.ingest.formats.sparkplug import SPARKPLUG
 
 FORMATS: tuple[Format, ...] = (SPARKPLUG, JSON)  # JSON last: it takes whatever is left
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def format_of(topic: str) -> Format:
-    """The format of a topic; remembered, as a device sends on the same topic every time."""
+    """The format of a topic; remembered, as a device sends on the same topic every time.
+
+    Only for topics of ordinary length: a topic may be 64 kB long, and a
+    publisher sending many distinct long ones must not fill the memory.
+    """
+    return _remembered_format(topic) if len(topic) <= REMEMBERED_TOPIC_CHARS else _format(topic)
+
+
+def _format(topic: str) -> Format:
     return next(f for f in FORMATS if f.accepts(topic))
+
+
+_remembered_format = functools.lru_cache(maxsize=1 << 14)(_format)
 
 
 def decode(message: Message, *, live: bool = True) -> Decoded:

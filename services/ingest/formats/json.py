@@ -29,13 +29,17 @@ def http_topic(device_id: str) -> str:
     return HTTP_TOPIC + device_id
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def topic_device(topic: str) -> str:
     """The device id of ``{prefix}/{device_id}/telemetry`` or of the HTTP pseudo-topic.
 
-    Remembered per topic (a device sends on the same one every time); a
-    refused topic raises ``Invalid`` each time, as exceptions are not kept.
+    Remembered per topic of ordinary length (a device sends on the same one
+    every time); a refused topic raises ``Invalid`` each time, as exceptions
+    are not kept.
     """
+    return _remembered_device(topic) if len(topic) <= REMEMBERED_TOPIC_CHARS else _device(topic)
+
+
+def _device(topic: str) -> str:
     if topic.startswith(HTTP_TOPIC):
         device_id = topic[len(HTTP_TOPIC) :]
     else:
@@ -46,6 +50,10 @@ def topic_device(topic: str) -> str:
     if not DEVICE_ID.match(device_id):
         raise Invalid(f"device id '{device_id[:80]}' does not match {DEVICE_ID.pattern}")
     return device_id
+
+
+REMEMBERED_TOPIC_CHARS = 256
+_remembered_device = functools.lru_cache(maxsize=1 << 16)(_device)
 
 
 def decode(message: Message) -> Decoded:
