@@ -71,25 +71,33 @@ TYPED = (
     "downtime_cause, seq, received_at"
 )
 FIRST_GENERATION = f"(SELECT {TYPED} FROM _viu_raw WHERE gen = 1)"
-# The work tables live as long as the database session and are emptied at
-# every commit (rows of a rolled-back transaction are never visible):
-# creating and dropping them per transaction cost more catalog work than the
-# rows themselves. _viu_raw receives the COPY; _viu_stage, with typed numbers
-# and a classification, is filled only when some staged rows already exist.
+# _viu_raw lives as long as the database session and is emptied at every
+# commit (rows of a rolled-back transaction are never visible): creating and
+# dropping it per transaction cost more catalog work than the rows themselves.
+# Its columns are bounded (a device id of the JSON format or of the devices
+# table, a Decimal's text within ``exact_number``'s 20 + 30 digits, a
+# vocabulary word) so that it has no TOAST table: emptying a table at commit
+# also empties its TOAST table and rebuilds that table's index, which made
+# each commit cost about 1 ms more per work table (docs/benchmarks.md,
+# issue 17 round 5). The tables that classify a batch holding stored rows
+# (_viu_stage with typed numbers, _viu_old, _viu_delta) exist only in the
+# transactions that need them (CLASSIFY_SETUP): kept for the session, they
+# would be emptied at every commit too.
 SETUP = """CREATE TEMP TABLE IF NOT EXISTS _viu_raw (
-         gen integer NOT NULL, device_id text NOT NULL, ts timestamptz NOT NULL,
-         interval_s integer NOT NULL, uptime_min text NOT NULL, quality_min text NOT NULL,
-         throughput text NOT NULL, downtime_cause text NOT NULL, seq bigint,
-         received_at timestamptz NOT NULL) ON COMMIT DELETE ROWS;
-       CREATE TEMP TABLE IF NOT EXISTS _viu_stage (
+         gen integer NOT NULL, device_id varchar(64) NOT NULL, ts timestamptz NOT NULL,
+         interval_s integer NOT NULL, uptime_min varchar(100) NOT NULL,
+         quality_min varchar(100) NOT NULL, throughput varchar(100) NOT NULL,
+         downtime_cause varchar(16) NOT NULL, seq bigint,
+         received_at timestamptz NOT NULL) ON COMMIT DELETE ROWS"""
+CLASSIFY_SETUP = """CREATE TEMP TABLE _viu_stage (
          gen integer NOT NULL, device_id varchar(64) NOT NULL,
          ts timestamptz NOT NULL, interval_s integer NOT NULL, uptime_min numeric NOT NULL,
          quality_min numeric NOT NULL, throughput numeric NOT NULL,
          downtime_cause varchar(16) NOT NULL, seq bigint, received_at timestamptz NOT NULL,
-         kind text) ON COMMIT DELETE ROWS;
-       CREATE TEMP TABLE IF NOT EXISTS _viu_old (LIKE samples) ON COMMIT DELETE ROWS;
-       CREATE TEMP TABLE IF NOT EXISTS _viu_delta (LIKE samples, sign integer NOT NULL,
-         gen integer) ON COMMIT DELETE ROWS"""
+         kind text) ON COMMIT DROP;
+       CREATE TEMP TABLE _viu_old (LIKE samples) ON COMMIT DROP;
+       CREATE TEMP TABLE _viu_delta (LIKE samples, sign integer NOT NULL,
+         gen integer) ON COMMIT DROP"""
 # Late data into compressed TimescaleDB chunks decompresses the batches it
 # touches (up to 1,000 rows each); the default cap of 100,000 rows per
 # transaction would refuse a large late backfill as if its data were bad
@@ -306,7 +314,9 @@ def _stage_and_insert(
         first = 2
     if first > max(st.sizes):
         return
-    conn.execute(text(f"INSERT INTO _viu_stage ({STAGE_COLUMNS}) SELECT {TYPED} FROM _viu_raw"))
+    _raw(conn).execute(
+        f"{CLASSIFY_SETUP}; INSERT INTO _viu_stage ({STAGE_COLUMNS}) SELECT {TYPED} FROM _viu_raw"
+    )
     for gen in range(first, max(st.sizes) + 1):
         _generation(conn, gen, st.sizes[gen], span, outcome)
     rollups.apply_deltas(conn, "_viu_delta", annotated=annotated)

@@ -207,3 +207,35 @@ def test_a_partition_dropped_after_it_was_seen_is_created_again(
     out = write("d1", payload(sample(september + 5)))
     assert (out.stored, out.dead_lettered) == (1, 0)
     assert len(rows(db, "SELECT 1 FROM samples_y2026m09")) == 1
+
+
+def test_only_the_toastless_staging_table_outlives_a_transaction(db: Engine) -> None:
+    """What PostgreSQL empties at every commit is one table without TOAST (round 5 of issue 17).
+
+    The classification tables exist only in a transaction that classifies,
+    so the same connection classifies again and again, and an all-new write
+    after them has nothing else to empty.
+    """
+    register(db, "d1")
+    temp_tables = text(
+        "SELECT c.relname, c.reltoastrelid FROM pg_class c "
+        "WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind = 'r' ORDER BY 1"
+    )
+    with db.connect() as conn:
+        for raws, stored in [
+            ([payload(sample(0), sample(5))], 2),  # all new
+            ([payload(sample(0, throughput=1), sample(10))], 1),  # classifies: a correction
+            ([payload(sample(5, throughput=2))], 0),  # classifies again, same connection
+            ([payload(sample(15))], 1),
+        ]:
+            with conn.begin():
+                out = writer.write_messages(conn, [message("d1", r) for r in raws])
+            assert out.stored == stored
+            assert [tuple(r) for r in conn.execute(temp_tables)] == [("_viu_raw", 0)]
+            conn.rollback()
+    assert [r["throughput"] for r in rows(db, "SELECT throughput FROM samples ORDER BY ts")] == [
+        1,
+        2,
+        Decimal("12.125"),
+        Decimal("12.125"),
+    ]
