@@ -18,12 +18,14 @@ the measurement of record (it runs the real ``viu ingest`` process).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import pstats
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,24 +95,49 @@ def copy_reference(url: str, work: Workload) -> float:
         return time.perf_counter() - started
 
 
-def _time_statements(engine: Any) -> dict[str, float]:
-    """Wall time per SQL statement (its first words), through SQLAlchemy's cursor events.
+def _time_statements() -> dict[str, float]:
+    """Wall time per round trip (its statement's first words), measured around psycopg.
 
-    The COPY into the staging table goes to psycopg directly and is not in it.
+    Covers what SQLAlchemy sends, what the writer sends to psycopg directly
+    (the staging COPY, the savepoint and insert) and the commit.
     """
-    from sqlalchemy import event
-
     totals: dict[str, float] = {}
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        conn.info["t0"] = time.perf_counter()
+    def timed(key: str, t0: float) -> None:
+        totals[key] = totals.get(key, 0.0) + time.perf_counter() - t0
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        key = " ".join(statement.split())[:70]
-        totals[key] = totals.get(key, 0.0) + time.perf_counter() - conn.info["t0"]
+    real_execute, real_copy, real_commit = (
+        psycopg.Cursor.execute,
+        psycopg.Cursor.copy,
+        psycopg.Connection.commit,
+    )
 
+    def execute(cur: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real_execute(cur, query, *args, **kwargs)
+        finally:
+            timed(" ".join(str(query).split())[:70], t0)
+
+    @contextlib.contextmanager
+    def copy(cur: Any, statement: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        t0 = time.perf_counter()
+        try:
+            with real_copy(cur, statement, *args, **kwargs) as c:
+                yield c
+        finally:
+            timed(" ".join(str(statement).split())[:70], t0)
+
+    def commit(conn: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            real_commit(conn)
+        finally:
+            timed("COMMIT", t0)
+
+    psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    psycopg.Cursor.copy = copy  # type: ignore[method-assign,assignment]
+    psycopg.Connection.commit = commit  # type: ignore[method-assign]
     return totals
 
 
@@ -144,7 +171,7 @@ def main() -> int:
         gc.freeze()
         gc.set_threshold(50_000, 20, 10)
         decode_cpu = write_cpu = write_wall = 0.0
-        statements = _time_statements(engine)
+        statements = _time_statements()
         prof = cProfile.Profile() if a.profile else None
         for start in range(0, a.messages, per_batch):
             msgs = [
@@ -168,6 +195,7 @@ def main() -> int:
             write_cpu += t2 - t1
             assert outcome.stored == sum(len(d.samples) for d in decoded), outcome
         engine.dispose()
+        statements = dict(statements)  # the writes' alone, not the reference COPY's
         n = work.samples
         copies = [copy_reference(url, work) for _ in range(3)]
         copy_s = statistics.median(copies)
