@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from services.config import Settings
 
@@ -100,3 +102,14 @@ def ping(engine: Engine) -> bool:
     except Exception as exc:  # readiness must report, never raise
         log.debug("database ping failed: %s", exc)
         return False
+
+
+def driver_connection(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a SQLAlchemy one, in the same transaction.
+
+    For what SQLAlchemy has no words for: COPY, and several statements sent
+    in one round trip (``psycopg.Connection.pipeline``).
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw  # type: ignore[no-any-return]

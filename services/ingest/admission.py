@@ -9,7 +9,9 @@ partitions are created only for accepted samples, no input can make viu
 create partitions outside the window.
 
 One query per batch answers both questions (is the device registered, when
-does its first contract period start), so screening adds no round trip.
+does its first contract period start). The writer sends it in the round trip
+that also takes the batch's device locks (``writer.write_decoded``), so
+screening adds no round trip.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, text
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection
 
 from schemas.telemetry import TS_MIN
 from services.config import Settings
+from services.db import driver_connection
 from services.ingest import jsonx
 from services.ingest.decode import Decoded, Reject, sample_payload
 
@@ -49,10 +54,9 @@ _TS = attrgetter("ts")
 # A join, not "= ANY(:ids)": with a parameter array PostgreSQL compares every
 # device with every element (milliseconds per batch). The first period starts
 # at local midnight of its first day in the contract's time zone.
-DEVICES = text(
-    """
+DEVICES = """
     SELECT d.device_id, f.effective_from, f.starts
-    FROM unnest(CAST(:ids AS text[])) AS u(id)
+    FROM unnest(CAST(%(ids)s AS text[])) AS u(id)
     JOIN devices d ON d.device_id = u.id
     LEFT JOIN LATERAL (
       SELECT v.effective_from,
@@ -61,7 +65,17 @@ DEVICES = text(
       FROM contract_versions v WHERE v.contract_id = d.contract_id
       ORDER BY v.effective_from LIMIT 1) f ON true
     """
-)
+Devices = dict[str, Any]
+"""The rows of ``DEVICES`` by device id (named tuples: device_id, effective_from, starts)."""
+
+
+def wanted(batch: Sequence[Decoded]) -> list[str]:
+    """The devices whose samples ``screen`` asks about, sorted."""
+    return sorted({d.device_id for d in batch if d.samples and d.device_id})
+
+
+def devices_cursor(conn: Connection) -> psycopg.Cursor[Any]:
+    return driver_connection(conn).cursor(row_factory=namedtuple_row)
 
 
 def screen(conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_WINDOW) -> None:
@@ -71,15 +85,21 @@ def screen(conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_
     (replayable once the device is registered); a sample outside the window
     is dead-lettered on its own. Applying it twice changes nothing.
     """
-    wanted = {d.device_id for d in batch if d.samples and d.device_id}
-    if not wanted:
+    ids = wanted(batch)
+    if not ids:
         return
-    known = {r.device_id: r for r in conn.execute(DEVICES, {"ids": sorted(wanted)})}
+    with devices_cursor(conn) as cur:
+        cur.execute(DEVICES, {"ids": ids})
+        admit(batch, {r.device_id: r for r in cur}, window)
+
+
+def admit(batch: Sequence[Decoded], known: Devices, window: Window = DEFAULT_WINDOW) -> None:
+    """``screen`` with the answer of ``DEVICES`` for the batch's devices in hand."""
     latest = datetime.now(UTC) + window.ahead
     for d in batch:
         if not d.samples:
             continue
-        device = known.get(d.device_id)
+        device = known.get(d.device_id) if d.device_id is not None else None
         if device is None:
             d.reject_all(f"unknown device '{d.device_id}'")
             continue

@@ -33,15 +33,21 @@ def effective_cause(t: str) -> str:
     )
 
 
-def _aggregate(source: str, sign: str, annotated: bool = True) -> str:
+def _aggregate(source: str, sign: str, annotated: bool | str = True) -> str:
     """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``.
 
     ``OFFSET 0`` keeps the subquery from being flattened, so the effective
-    cause is looked up once per row instead of once per cause column. With
-    ``annotated=False`` the caller knows no annotation covers any row of
-    ``source`` and the lookup is skipped: the effective cause is the sample's own.
+    cause is looked up once per row instead of once per cause column.
+    ``annotated``: True looks it up; False (the caller knows no annotation
+    covers any row of ``source``) takes the sample's own cause; SQL of a
+    boolean decides in the statement, looking up only when it is true.
     """
-    cause = effective_cause("x") if annotated else "x.downtime_cause"
+    if annotated is True:
+        cause = effective_cause("x")
+    elif annotated is False:
+        cause = "x.downtime_cause"
+    else:
+        cause = f"CASE WHEN {annotated} THEN {effective_cause('x')} ELSE x.downtime_cause END"
     downs = ",\n".join(
         f"trim_scale(coalesce(sum({sign} * {DOWN_MIN.format(t='s')}) "
         f"FILTER (WHERE s.eff = '{c}'), 0))"
@@ -70,17 +76,16 @@ ADDED = (
 )
 
 
-def apply_deltas(
-    conn: Connection, deltas: str, sign: str = "s.sign", annotated: bool = True
-) -> None:
-    """Add the rows of ``deltas`` (a table or subquery), each weighted by ``sign``, to the rollups."""
+def upsert(deltas: str, sign: str = "s.sign", annotated: bool | str = True) -> str:
+    """SQL adding the rows of ``deltas`` (a table or subquery), each weighted by ``sign``, to the rollups.
+
+    ``annotated`` as in ``_aggregate``; the writer gives SQL with its own parameters.
+    """
     sets = ", ".join(f"{c} = trim_scale(rollups.{c} + EXCLUDED.{c})" for c in ADDED)
-    conn.execute(
-        text(
-            f"INSERT INTO rollups ({COLUMNS}) {_aggregate(deltas, sign, annotated)} "
-            f"ON CONFLICT (device_id, bucket) DO UPDATE SET {sets}, "
-            "last_received_at = greatest(rollups.last_received_at, EXCLUDED.last_received_at)"
-        )
+    return (
+        f"INSERT INTO rollups ({COLUMNS}) {_aggregate(deltas, sign, annotated)} "
+        f"ON CONFLICT (device_id, bucket) DO UPDATE SET {sets}, "
+        "last_received_at = greatest(rollups.last_received_at, EXCLUDED.last_received_at)"
     )
 
 

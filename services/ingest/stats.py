@@ -11,9 +11,10 @@ import threading
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select
 
 from schemas.db import ingest_counters
+from services.db import driver_connection
 
 COUNTERS = ("received", "stored", "duplicates", "corrections", "dead_lettered")
 SHARDS = 16
@@ -60,20 +61,20 @@ class ProcessCounters:
 SINCE_START = ProcessCounters()
 
 
+ADD = (
+    f"INSERT INTO ingest_counters (shard, {', '.join(COUNTERS)}) "
+    f"VALUES (pg_backend_pid() %% {SHARDS}, {', '.join(f'%({n})s' for n in COUNTERS)}) "
+    "ON CONFLICT (shard) DO UPDATE SET "
+    + ", ".join(f"{n} = ingest_counters.{n} + EXCLUDED.{n}" for n in COUNTERS)
+)
+"""Adds ``Outcome.counts()`` to this backend's shard (psycopg parameters)."""
+
+
 def persist(conn: Connection, outcome: Outcome) -> None:
     """Add an outcome to the persisted totals, inside the caller's transaction."""
     counts = outcome.counts()
-    if not any(counts.values()):
-        return
-    sets = ", ".join(f"{n} = ingest_counters.{n} + EXCLUDED.{n}" for n in COUNTERS)
-    conn.execute(
-        text(
-            f"INSERT INTO ingest_counters (shard, {', '.join(COUNTERS)}) "
-            f"VALUES (pg_backend_pid() % {SHARDS}, {', '.join(':' + n for n in COUNTERS)}) "
-            f"ON CONFLICT (shard) DO UPDATE SET {sets}"
-        ),
-        counts,
-    )
+    if any(counts.values()):
+        driver_connection(conn).execute(ADD, counts)
 
 
 def totals(conn: Connection) -> dict[str, int]:

@@ -239,3 +239,24 @@ def test_only_the_toastless_staging_table_outlives_a_transaction(db: Engine) -> 
         Decimal("12.125"),
         Decimal("12.125"),
     ]
+
+
+def test_redeliveries_between_new_batches_on_one_connection(db: Engine) -> None:
+    """A refused all-new attempt, again and again, never leaves a bogus prepared statement.
+
+    psycopg prepares a statement at its fifth execution; in a pipeline that an
+    error cut short, a statement it meant to prepare is skipped by PostgreSQL
+    while psycopg counts it as prepared (``writer.PIPELINED``).
+    """
+    register(db, "d1")
+    with db.connect() as conn:
+        for minute in range(0, 80, 10):
+            for raw, expected in [
+                (payload(sample(minute)), (1, 0)),  # new
+                (payload(sample(minute), sample(minute + 5)), (1, 1)),  # one stored: classified
+            ]:
+                with conn.begin():
+                    out = writer.write_messages(conn, [message("d1", raw)])
+                assert (out.stored, out.duplicates) == expected
+    assert len(rows(db, "SELECT 1 FROM samples")) == 16
+    assert rows(db, "SELECT sum(received) AS n FROM ingest_counters") == [{"n": 24}]
