@@ -38,15 +38,31 @@ class Buffer(Generic[T]):
 
     def put(self, item: T, weight: int) -> None:
         """Add an item; blocks while full (an oversized item waits for an empty buffer)."""
+        self.put_many([(item, weight)])
+
+    def put_many(self, entries: list[tuple[T, int]]) -> None:
+        """Add ``(item, weight)`` pairs in order under one lock; blocks while full, as ``put``.
+
+        The receive thread hands over every message of one socket read at once:
+        a lock and a wake-up per message cost more than the message itself.
+        """
         with self._cond:
-            while not self._closed and self._fill() > 0 and self._fill() + weight > self.capacity:
-                self._cond.wait(0.5)
-            self._items.append((item, weight))
-            self._queued += weight
+            wake = False
+            for item, weight in entries:
+                while (
+                    not self._closed and self._fill() > 0 and self._fill() + weight > self.capacity
+                ):
+                    if wake:  # what is queued so far may be what frees the room
+                        self._cond.notify_all()
+                        wake = False
+                    self._cond.wait(0.5)
+                self._items.append((item, weight))
+                self._queued += weight
+                # Wake the taker only when it has a reason to look: waking it for
+                # every message costs more than the message itself.
+                wake = wake or len(self._items) == 1 or self._queued >= self._wake_weight
             self._last_put = time.monotonic()
-            # Wake the taker only when it has a reason to look: waking it for
-            # every message costs more than the message itself.
-            if len(self._items) == 1 or self._queued >= self._wake_weight:
+            if wake:
                 self._cond.notify_all()
 
     def take(self, max_weight: int, linger_s: float, idle_s: float) -> Batch[T]:

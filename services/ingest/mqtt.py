@@ -80,6 +80,7 @@ class AckToken(NamedTuple):
 
 
 Deliver = Callable[[Message, AckToken], None]
+DeliverMany = Callable[[list[tuple[Message, AckToken]]], None]
 
 
 def subscriptions(settings: Settings, *, shared: bool = True) -> list[str]:
@@ -122,7 +123,14 @@ def _packet(kind: int, flags: int, body: bytes) -> bytes:
 
 
 class MqttConsumer:
-    def __init__(self, settings: Settings, url: str, deliver: Deliver) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        deliver: Deliver,
+        deliver_many: DeliverMany | None = None,
+    ) -> None:
+        """``deliver`` takes one message; ``deliver_many``, if given, every message of one read."""
         self.url = url
         self.where = broker.endpoint(url)
         self.host, self.port = self.where.host, self.where.port
@@ -130,6 +138,7 @@ class MqttConsumer:
         self._tls = broker.tls_context(settings) if self.where.tls else None
         self.settings = settings
         self.deliver = deliver
+        self.deliver_many = deliver_many
         self.topics = subscriptions(settings)
         self.v5 = True
         self._generation = 0
@@ -346,15 +355,20 @@ class MqttConsumer:
         generation = self._generation
         v5 = self.v5
         deliver = self.deliver
+        collect = self.deliver_many is not None  # every message of this read at once
+        many: list[tuple[Message, AckToken]] = []
+        rest: tuple[bytes, int] | None = None
         while size - pos >= 2:
             first = data[pos]
             header = read_varint(data, pos + 1)
             if header is None:
-                return data[pos:], 0
+                rest = data[pos:], 0
+                break
             length, i = header
             end = i + length
             if end > size:
-                return data[pos:], end - pos
+                rest = data[pos:], end - pos
+                break
             kind = first >> 4
             if kind == PUBLISH:
                 qos = (first >> 1) & 3
@@ -370,7 +384,11 @@ class MqttConsumer:
                     if props is None:
                         raise ConnectionLost("malformed PUBLISH properties")
                     j = props[0] + props[1]
-                deliver(Message(topic, data[j:end], received_at), AckToken(generation, mid, qos))
+                message = Message(topic, data[j:end], received_at)
+                if collect:
+                    many.append((message, AckToken(generation, mid, qos)))
+                else:
+                    deliver(message, AckToken(generation, mid, qos))
             elif kind == SUBACK:
                 codes = data[i + 2 : end]
                 if v5:  # skip the properties (their length is below 128 here)
@@ -384,7 +402,9 @@ class MqttConsumer:
                 raise ConnectionLost(f"the broker sent DISCONNECT (reason {reason:#x})")
             # PINGRESP and anything else an ingester does not ask for: nothing to do
             pos = end
-        return data[pos:], 0
+        if many and self.deliver_many is not None:
+            self.deliver_many(many)
+        return rest if rest is not None else (data[pos:], 0)
 
     def _drop(self, sock: Stream) -> None:
         with self._lock:

@@ -75,7 +75,7 @@ class IngestService:
         self.engine = engine
         self.window = Window.of(settings)
         self.buffer: Buffer[Item] = Buffer(settings.ingest_buffer_samples)
-        self.consumer = MqttConsumer(settings, mqtt_url, self._deliver)
+        self.consumer = MqttConsumer(settings, mqtt_url, self._deliver, self._deliver_many)
         self._stopping = threading.Event()
         self._failed: set[str] = set()  # threads restarted that have not worked since
         self._give_up_at = float("inf")
@@ -142,6 +142,13 @@ class IngestService:
         if self._stopping.is_set():
             return  # not acknowledged: the broker keeps it for the next start
         self.buffer.put((message, token), formats.weight(message))
+
+    def _deliver_many(self, items: list[Item]) -> None:
+        """Every message of one socket read, in order: one lock and one wake-up for all."""
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker keeps them for the next start
+        weight = formats.weight
+        self.buffer.put_many([(item, weight(item[0])) for item in items])
 
     def _decode_loop(self) -> None:
         s = self.settings

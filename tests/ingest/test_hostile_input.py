@@ -285,7 +285,8 @@ def test_a_failing_receive_thread_reconnects_and_the_broker_redelivers(
     mqtt_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    deliver = service.consumer.deliver
+    deliver = service.consumer.deliver_many
+    assert deliver is not None  # viu ingest takes every message of a socket read at once
     calls: list[int] = []
 
     def failing_once(*args: Any) -> None:
@@ -294,7 +295,7 @@ def test_a_failing_receive_thread_reconnects_and_the_broker_redelivers(
             raise RuntimeError("injected receive failure")
         deliver(*args)
 
-    service.consumer.deliver = failing_once
+    service.consumer.deliver_many = failing_once
     with caplog.at_level(logging.ERROR):
         publish_all(mqtt_url, f"{service.settings.mqtt_topic_prefix}/{device}/telemetry", GOOD)
         wait_until(lambda: len(stored_ts(db)) == 40, 30, "all 40 stored")
