@@ -94,30 +94,44 @@ def screen(conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_
 
 
 def admit(batch: Sequence[Decoded], known: Devices, window: Window = DEFAULT_WINDOW) -> None:
-    """``screen`` with the answer of ``DEVICES`` for the batch's devices in hand."""
+    """``screen`` with the answer of ``DEVICES`` for the batch's devices in hand.
+
+    Per payload only a lookup and a comparison: a device's lower bound is
+    worked out once per batch, and a payload inside the window goes no further.
+    """
     latest = datetime.now(UTC) + window.ahead
+    lowest_of: dict[str, datetime] = {}
     for d in batch:
-        if not d.samples:
+        samples = d.samples
+        if not samples:
             continue
-        device = known.get(d.device_id) if d.device_id is not None else None
-        if device is None:
-            d.reject_all(f"unknown device '{d.device_id}'")
-            continue
-        earliest = None if device.starts is None else device.starts - window.before_contract
-        _admit(d, earliest, latest, device, window)
+        device_id = d.device_id or ""  # a payload without a device is from no known device
+        lowest = lowest_of.get(device_id)
+        if lowest is None:
+            device = known.get(device_id)
+            if device is None:
+                d.reject_all(f"unknown device '{d.device_id}'")
+                continue
+            lowest = lowest_of[device_id] = _earliest(device, window) or TS_MIN
+        if len(samples) == 1:  # the usual MQTT message
+            if lowest <= samples[0].ts <= latest:
+                continue
+        else:
+            stamps = list(map(_TS, samples))  # the usual case, all inside, stays in C
+            if lowest <= min(stamps) and max(stamps) <= latest:
+                continue
+        _admit(d, known[device_id], latest, window)
 
 
-def _admit(
-    d: Decoded, earliest: datetime | None, latest: datetime, device: Any, window: Window
-) -> None:
+def _earliest(device: Any, window: Window) -> datetime | None:
+    """The device's first accepted time (None: no contract, any time back to ``TS_MIN``)."""
+    return None if device.starts is None else device.starts - window.before_contract
+
+
+def _admit(d: Decoded, device: Any, latest: datetime, window: Window) -> None:
+    """Dead-letter what of ``d`` is outside the window (some of it is)."""
+    earliest = _earliest(device, window)
     lowest = TS_MIN if earliest is None else earliest
-    if len(d.samples) == 1:  # the usual MQTT message
-        if lowest <= d.samples[0].ts <= latest:
-            return
-    else:
-        stamps = list(map(_TS, d.samples))  # the usual case, all inside, stays in C
-        if lowest <= min(stamps) and max(stamps) <= latest:
-            return
     outside = [s for s in d.samples if not lowest <= s.ts <= latest]
     if not d.batch:
         d.reject_all(_why(outside[0].ts, earliest, latest, device, window))

@@ -159,10 +159,11 @@ def write_decoded(
     ids = wanted(batch)
     if ids:
         admit(batch, _open(conn, ids), window)
-    outcome = Outcome(received=sum(d.received for d in batch))
     staging = Staging.of(batch)
     rejects = [r for d in batch for r in d.rejects]
     events = [e for d in batch for e in d.events]
+    # sum(d.received), without a property call and a generator per payload
+    outcome = Outcome(received=staging.size + sum([r.weight for r in rejects]))
     counted = False
     if staging.size:
         counted = _store_samples(conn, staging, outcome, count=not rejects and not events)
@@ -284,37 +285,50 @@ class Staging:
         st = cls()
         stamps: dict[str, set[datetime]] = {}
         seen_months: set[tuple[int, int]] = set()
+        months = st.months
         repeated = False
         texts: list[str] | None = []
+        first: datetime | None = None
+        last: datetime | None = None
+        size = 0
         for d in batch:
             samples = d.samples
             if not samples:
                 continue
             assert d.device_id is not None
-            seen = stamps.setdefault(d.device_id, set())
+            seen = stamps.get(d.device_id)
+            if seen is None:
+                seen = stamps[d.device_id] = set()
             if len(samples) == 1:
                 lo = hi = samples[0].ts
-                repeated = repeated or lo in seen
+                if lo in seen:
+                    repeated = True
                 seen.add(lo)
+                size += 1
             else:
                 ts = list(map(_TS, samples))
                 before = len(seen)
                 seen.update(ts)
-                repeated = repeated or len(seen) - before < len(ts)
+                if len(seen) - before < len(ts):
+                    repeated = True
                 lo, hi = min(ts), max(ts)
-            st.first = lo if st.first is None or lo < st.first else st.first
-            st.last = hi if st.last is None or hi > st.last else st.last
+                size += len(ts)
+            if first is None or lo < first:
+                first = lo
+            if last is None or hi > last:
+                last = hi
             month = (lo.year, lo.month)
-            one_utc_month = lo.tzinfo is UTC is hi.tzinfo and month == (hi.year, hi.month)
-            if not one_utc_month or month not in seen_months:
-                st.months.update(_months(lo, hi))
-                if one_utc_month:
-                    seen_months.add(month)
-            st.size += len(samples)
+            if month not in seen_months or lo.tzinfo is not UTC or hi is not lo:
+                one_utc_month = lo.tzinfo is UTC is hi.tzinfo and month == (hi.year, hi.month)
+                if not one_utc_month or month not in seen_months:
+                    months.update(_months(lo, hi))
+                    if one_utc_month:
+                        seen_months.add(month)
             if texts is not None and d.staged is not None:
                 texts.append(d.staged)
             else:
                 texts = None
+        st.first, st.last, st.size = first, last, size
         st.devices = sorted(stamps)
         if repeated or texts is None:
             st.rows = staging_rows(batch)
