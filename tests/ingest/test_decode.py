@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.telemetry import MAX_BATCH
 from services.ingest import jsonx
@@ -228,3 +230,53 @@ def test_topics_are_remembered_only_at_ordinary_length() -> None:
     topic = f"viu/dev-{uuid.uuid4().hex[:8]}/telemetry"
     assert json_format.topic_device(topic) == json_format.topic_device(topic)
     assert json_format._remembered_device.cache_info().currsize == before[1] + 1
+
+
+def _typed(value: Any) -> Any:
+    """A value with every type spelt out: Decimal('1.0') and Decimal('1') differ, as 1 and True do."""
+    if isinstance(value, dict):
+        return ("dict", [(k, _typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [_typed(v) for v in value])
+    return (type(value).__name__, str(value))
+
+
+_SCALAR_TEXT = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.from_regex(r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
+    st.sampled_from(["true", "false", "null", "NaN", "Infinity", "-0", "1.", ".5", "+1", "01"]),
+    st.text(max_size=8).map(lambda s: json.dumps(s, ensure_ascii=False)),
+    st.sampled_from(['"\\ud800"', '"\\u0000"', '"a\x01b"', '"\\uD83D\\uDE00"', '"\\/"']),
+)
+
+
+def _object_text(values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    keys = st.sampled_from(["ts", "interval_s", "uptime_min", "samples", "a", "ts", "é"])
+    pair = st.tuples(keys, values).map(lambda kv: f"{json.dumps(kv[0])}:{kv[1]}")
+    return st.lists(pair, max_size=5).map(lambda ps: "{" + ",".join(ps) + "}")
+
+
+_JSON_TEXT = st.recursive(
+    _SCALAR_TEXT,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda vs: "[" + ", ".join(vs) + "]"),
+        _object_text(inner),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_object_text(_JSON_TEXT), mutation=st.binary(max_size=3), at=st.integers(0, 200))
+def test_the_fast_parser_accepts_nothing_the_standard_one_reads_differently(
+    body: str, mutation: bytes, at: int
+) -> None:
+    """msgspec parses first (``jsonx.loads``); where it accepts, json must give the same values."""
+    raw = body.encode()
+    for candidate in (raw, raw[:at] + mutation + raw[at:]):
+        try:
+            fast = jsonx._FAST.decode(candidate)
+        except Exception:
+            continue  # refused: the standard parser alone decides
+        assert _typed(fast) == _typed(jsonx.standard_loads(candidate))
+        assert _typed(jsonx.loads(candidate)) == _typed(fast)
