@@ -153,8 +153,8 @@ def write_decoded(
 
     The usual batch (new samples, nothing refused) takes four round trips
     and the commit: one opens the write (device locks, the work table, the
-    screen's question), two are the COPY, and one stores (savepoint, insert,
-    rollups, counters), each several statements in a psycopg pipeline.
+    screen's question), two are the COPY, and one stores (savepoint, rollups,
+    counters, insert), each several statements in a psycopg pipeline.
     """
     ids = wanted(batch)
     if ids:
@@ -180,8 +180,8 @@ def _open(conn: Connection, ids: list[str]) -> Devices:
     """One round trip: ``DEVICES`` for the screen, the devices' shared locks, the work table.
 
     Every device the batch names is locked, registered or not (a lock on an
-    unknown one holds nothing up). Only the first statement of a pipeline is
-    ever prepared (``PIPELINED``).
+    unknown one holds nothing up). The statements after ``DEVICES`` are not
+    prepared (``PIPELINED``): a lock can time out.
     """
     timescale = samples_backend(conn) != PARTITIONED
     raw = driver_connection(conn)
