@@ -383,7 +383,7 @@ def consume_one_message(
             **settings,
         ),
         url,
-        lambda m, t: got.put((m, t)),
+        lambda messages: [got.put(m) for m in messages],
     )
     consumer.start()
     try:

@@ -2,8 +2,8 @@
 
 Capacity counts samples that are received but not yet committed (queued or
 in the batch being written), so a slow or unreachable database fills it too.
-When it is full ``put`` blocks the network thread: paho stops reading, TCP
-pushes back, and the broker keeps the backlog in the persistent session
+When it is full ``put_many`` blocks the receive thread: it stops reading,
+TCP pushes back, and the broker keeps the backlog in the persistent session
 instead of this process holding it in memory.
 """
 
@@ -36,12 +36,10 @@ class Buffer(Generic[T]):
         self._last_put = 0.0
         self._wake_weight = sys.maxsize  # set while a take() waits for a fuller batch
 
-    def put(self, item: T, weight: int) -> None:
-        """Add an item; blocks while full (an oversized item waits for an empty buffer)."""
-        self.put_many([(item, weight)])
-
     def put_many(self, entries: list[tuple[T, int]]) -> None:
-        """Add ``(item, weight)`` pairs in order under one lock; blocks while full, as ``put``.
+        """Add ``(item, weight)`` pairs in order under one lock.
+
+        Blocks while full (an oversized item waits for an empty buffer).
 
         The receive thread hands over every message of one socket read at once:
         a lock and a wake-up per message cost more than the message itself.

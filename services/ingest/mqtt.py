@@ -79,8 +79,8 @@ class AckToken(NamedTuple):
     qos: int
 
 
-Deliver = Callable[[Message, AckToken], None]
-DeliverMany = Callable[[list[tuple[Message, AckToken]]], None]
+Deliver = Callable[[list[tuple[Message, AckToken]]], None]
+"""Takes every message of one socket read, in order (one lock and one wake-up for all)."""
 
 
 def subscriptions(settings: Settings, *, shared: bool = True) -> list[str]:
@@ -123,14 +123,7 @@ def _packet(kind: int, flags: int, body: bytes) -> bytes:
 
 
 class MqttConsumer:
-    def __init__(
-        self,
-        settings: Settings,
-        url: str,
-        deliver: Deliver,
-        deliver_many: DeliverMany | None = None,
-    ) -> None:
-        """``deliver`` takes one message; ``deliver_many``, if given, every message of one read."""
+    def __init__(self, settings: Settings, url: str, deliver: Deliver) -> None:
         self.url = url
         self.where = broker.endpoint(url)
         self.host, self.port = self.where.host, self.where.port
@@ -138,7 +131,6 @@ class MqttConsumer:
         self._tls = broker.tls_context(settings) if self.where.tls else None
         self.settings = settings
         self.deliver = deliver
-        self.deliver_many = deliver_many
         self.topics = subscriptions(settings)
         self.v5 = True
         self._generation = 0
@@ -354,9 +346,7 @@ class MqttConsumer:
         received_at = datetime.now(UTC)
         generation = self._generation
         v5 = self.v5
-        deliver = self.deliver
-        collect = self.deliver_many is not None  # every message of this read at once
-        many: list[tuple[Message, AckToken]] = []
+        messages: list[tuple[Message, AckToken]] = []
         rest: tuple[bytes, int] | None = None
         while size - pos >= 2:
             first = data[pos]
@@ -384,11 +374,9 @@ class MqttConsumer:
                     if props is None:
                         raise ConnectionLost("malformed PUBLISH properties")
                     j = props[0] + props[1]
-                message = Message(topic, data[j:end], received_at)
-                if collect:
-                    many.append((message, AckToken(generation, mid, qos)))
-                else:
-                    deliver(message, AckToken(generation, mid, qos))
+                messages.append(
+                    (Message(topic, data[j:end], received_at), AckToken(generation, mid, qos))
+                )
             elif kind == SUBACK:
                 codes = data[i + 2 : end]
                 if v5:  # skip the properties (their length is below 128 here)
@@ -402,8 +390,8 @@ class MqttConsumer:
                 raise ConnectionLost(f"the broker sent DISCONNECT (reason {reason:#x})")
             # PINGRESP and anything else an ingester does not ask for: nothing to do
             pos = end
-        if many and self.deliver_many is not None:
-            self.deliver_many(many)
+        if messages:
+            self.deliver(messages)
         return rest if rest is not None else (data[pos:], 0)
 
     def _drop(self, sock: Stream) -> None:

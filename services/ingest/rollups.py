@@ -33,21 +33,18 @@ def effective_cause(t: str) -> str:
     )
 
 
-def _aggregate(source: str, sign: str, annotated: bool | str = True) -> str:
+def _aggregate(source: str, sign: str, annotated: str | None = None) -> str:
     """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``.
 
     ``OFFSET 0`` keeps the subquery from being flattened, so the effective
     cause is looked up once per row instead of once per cause column.
-    ``annotated``: True looks it up; False (the caller knows no annotation
-    covers any row of ``source``) takes the sample's own cause; SQL of a
-    boolean decides in the statement, looking up only when it is true.
+    ``annotated``: SQL of a boolean, false when no annotation can cover any
+    row of ``source``; the lookup is then skipped and the effective cause is
+    the sample's own. None: always look it up.
     """
-    if annotated is True:
-        cause = effective_cause("x")
-    elif annotated is False:
-        cause = "x.downtime_cause"
-    else:
-        cause = f"CASE WHEN {annotated} THEN {effective_cause('x')} ELSE x.downtime_cause END"
+    cause = effective_cause("x")
+    if annotated is not None:
+        cause = f"CASE WHEN {annotated} THEN {cause} ELSE x.downtime_cause END"
     downs = ",\n".join(
         f"trim_scale(coalesce(sum({sign} * {DOWN_MIN.format(t='s')}) "
         f"FILTER (WHERE s.eff = '{c}'), 0))"
@@ -76,10 +73,10 @@ ADDED = (
 )
 
 
-def upsert(deltas: str, sign: str = "s.sign", annotated: bool | str = True) -> str:
+def upsert(deltas: str, sign: str = "s.sign", annotated: str | None = None) -> str:
     """SQL adding the rows of ``deltas`` (a table or subquery), each weighted by ``sign``, to the rollups.
 
-    ``annotated`` as in ``_aggregate``; the writer gives SQL with its own parameters.
+    ``annotated`` as in ``_aggregate``; the writer's has parameters of its own.
     """
     sets = ", ".join(f"{c} = trim_scale(rollups.{c} + EXCLUDED.{c})" for c in ADDED)
     return (

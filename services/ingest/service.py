@@ -75,7 +75,7 @@ class IngestService:
         self.engine = engine
         self.window = Window.of(settings)
         self.buffer: Buffer[Item] = Buffer(settings.ingest_buffer_samples)
-        self.consumer = MqttConsumer(settings, mqtt_url, self._deliver, self._deliver_many)
+        self.consumer = MqttConsumer(settings, mqtt_url, self._deliver)
         self._stopping = threading.Event()
         self._failed: set[str] = set()  # threads restarted that have not worked since
         self._give_up_at = float("inf")
@@ -138,12 +138,7 @@ class IngestService:
             if ended is not None:
                 ended()
 
-    def _deliver(self, message: Message, token: AckToken) -> None:
-        if self._stopping.is_set():
-            return  # not acknowledged: the broker keeps it for the next start
-        self.buffer.put((message, token), formats.weight(message))
-
-    def _deliver_many(self, items: list[Item]) -> None:
+    def _deliver(self, items: list[Item]) -> None:
         """Every message of one socket read, in order: one lock and one wake-up for all."""
         if self._stopping.is_set():
             return  # not acknowledged: the broker keeps them for the next start

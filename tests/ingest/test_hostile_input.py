@@ -285,8 +285,7 @@ def test_a_failing_receive_thread_reconnects_and_the_broker_redelivers(
     mqtt_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    deliver = service.consumer.deliver_many
-    assert deliver is not None  # viu ingest takes every message of a socket read at once
+    deliver = service.consumer.deliver
     calls: list[int] = []
 
     def failing_once(*args: Any) -> None:
@@ -295,7 +294,7 @@ def test_a_failing_receive_thread_reconnects_and_the_broker_redelivers(
             raise RuntimeError("injected receive failure")
         deliver(*args)
 
-    service.consumer.deliver_many = failing_once
+    service.consumer.deliver = failing_once
     with caplog.at_level(logging.ERROR):
         publish_all(mqtt_url, f"{service.settings.mqtt_topic_prefix}/{device}/telemetry", GOOD)
         wait_until(lambda: len(stored_ts(db)) == 40, 30, "all 40 stored")

@@ -11,7 +11,7 @@ from services.ingest.buffer import Buffer
 def test_put_many_keeps_the_order_and_the_weights() -> None:
     buf: Buffer[str] = Buffer(capacity=100)
     buf.put_many([("a", 1), ("b", 5), ("c", 1)])
-    buf.put("d", 2)
+    buf.put_many([("d", 2)])
     first = buf.take(6, linger_s=0, idle_s=0)
     assert (first.items, first.weight) == (["a", "b"], 6)
     rest = buf.take(100, linger_s=0, idle_s=0)
@@ -45,7 +45,7 @@ def test_put_many_blocks_when_full_and_what_it_queued_can_be_taken_meanwhile() -
 
 def test_a_closed_buffer_takes_the_rest_without_blocking() -> None:
     buf: Buffer[int] = Buffer(capacity=2)
-    buf.put(0, 2)
+    buf.put_many([(0, 2)])
     buf.close()
     started = time.monotonic()
     buf.put_many([(1, 1), (2, 1)])  # full, but closed: no wait
