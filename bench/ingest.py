@@ -89,6 +89,7 @@ from backends import (  # noqa: E402
     copy_rates,
     create_reference_hypertable,
     create_reference_table,
+    free_port,
     rates_text,
     run_backends,
     storage_report,
@@ -547,10 +548,20 @@ class CpuMeter:
 
 
 class Ingesters:
-    """``viu ingest`` processes (the real command), one per client id."""
+    """``viu ingest`` processes (the real command), one per client id.
+
+    ``command="up"`` runs ``viu up`` instead (ingester, scheduler and API in
+    one process, as ``make run`` does), each with an API port of its own.
+    """
 
     def __init__(
-        self, env: dict[str, str], client_ids: list[str], group: str, logs: Path, spy: Path | None
+        self,
+        env: dict[str, str],
+        client_ids: list[str],
+        group: str,
+        logs: Path,
+        spy: Path | None,
+        command: str = "ingest",
     ) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.spies: list[subprocess.Popen[bytes]] = []
@@ -559,10 +570,12 @@ class Ingesters:
             log = logs / f"{cid}.log"
             self.logs.append(log)
             e = env | {"VIU_MQTT_CLIENT_ID": cid, "VIU_MQTT_SHARED_GROUP": group}
+            if command == "up":
+                e["VIU_API_PORT"] = str(free_port())
             with log.open("ab") as out:
                 self.procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "services.cli", "ingest"],
+                        [sys.executable, "-m", "services.cli", command],
                         env=e,
                         cwd=REPO,
                         stdout=out,
@@ -831,7 +844,14 @@ class Bench:
         pub = self.preload(phase, work, f"{work.messages:,} messages ({work.samples:,} samples)")
         with psycopg.connect(self.url, autocommit=True) as conn:
             before = counters(conn)
-            ing = Ingesters(self.env(work.prefix), cids, group, self.work_dir, self.spy_dir(phase))
+            ing = Ingesters(
+                self.env(work.prefix),
+                cids,
+                group,
+                self.work_dir,
+                self.spy_dir(phase),
+                self.args.command,
+            )
             meter = CpuMeter(ing.pids, self.broker_pid, self.args.database)
             started = time.perf_counter()
             polls: list[tuple[float, int]] = []
@@ -904,7 +924,14 @@ class Bench:
             create_session(self.mqtt_url, cid, subscription(work.prefix, group))
         with psycopg.connect(self.url, autocommit=True) as conn:
             before = counters(conn)
-            ing = Ingesters(self.env(work.prefix), cids, group, self.work_dir, self.spy_dir(phase))
+            ing = Ingesters(
+                self.env(work.prefix),
+                cids,
+                group,
+                self.work_dir,
+                self.spy_dir(phase),
+                self.args.command,
+            )
             ing.wait_connected()
             time.sleep(1.0)  # let the ingester settle (first queries, pools)
             observer = SnapshotObserver(self.url, self.args.observe_ms / 1000)
@@ -1867,6 +1894,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
     p.add_argument("--env", action="append", default=[], help="VIU_X=value for the ingesters")
+    p.add_argument(
+        "--command",
+        choices=["ingest", "up"],
+        default="ingest",
+        help="what each worker runs: viu ingest, or viu up (API and scheduler too)",
+    )
     p.add_argument("--py-spy", metavar="DIR", help="record py-spy raw stacks of every ingester")
     p.add_argument("--naive-worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
