@@ -792,6 +792,17 @@ class Bench:
             env[k] = v
         return env
 
+    def ingesters(self, phase: str, work: Workload, cids: list[str], group: str) -> Ingesters:
+        """Start the phase's workers (``--command``: viu ingest or viu up)."""
+        return Ingesters(
+            self.env(work.prefix),
+            cids,
+            group,
+            self.work_dir,
+            self.spy_dir(phase),
+            self.args.command,
+        )
+
     def client_ids(self, label: str, workers: int | None = None) -> tuple[list[str], str]:
         n = self.args.workers if workers is None else workers
         group = "bench" if n > 1 else ""
@@ -844,14 +855,7 @@ class Bench:
         pub = self.preload(phase, work, f"{work.messages:,} messages ({work.samples:,} samples)")
         with psycopg.connect(self.url, autocommit=True) as conn:
             before = counters(conn)
-            ing = Ingesters(
-                self.env(work.prefix),
-                cids,
-                group,
-                self.work_dir,
-                self.spy_dir(phase),
-                self.args.command,
-            )
+            ing = self.ingesters(phase, work, cids, group)
             meter = CpuMeter(ing.pids, self.broker_pid, self.args.database)
             started = time.perf_counter()
             polls: list[tuple[float, int]] = []
@@ -924,14 +928,7 @@ class Bench:
             create_session(self.mqtt_url, cid, subscription(work.prefix, group))
         with psycopg.connect(self.url, autocommit=True) as conn:
             before = counters(conn)
-            ing = Ingesters(
-                self.env(work.prefix),
-                cids,
-                group,
-                self.work_dir,
-                self.spy_dir(phase),
-                self.args.command,
-            )
+            ing = self.ingesters(phase, work, cids, group)
             ing.wait_connected()
             time.sleep(1.0)  # let the ingester settle (first queries, pools)
             observer = SnapshotObserver(self.url, self.args.observe_ms / 1000)
