@@ -137,6 +137,8 @@ ANNOTATED = (
     "JOIN annotations a ON a.device_id = u.id "
     "WHERE a.from_ts <= %(last)s AND a.to_ts > %(first)s))"
 )
+ROLLUPS_OF_NEW = rollups.upsert(FIRST_GENERATION, "1", ANNOTATED)
+ROLLUPS_OF_DELTAS = rollups.upsert("_viu_delta", annotated=ANNOTATED)
 
 
 def write_messages(
@@ -223,7 +225,7 @@ def _text_rows(d: Decoded, tail: str) -> str:
     a cause is one of the vocabulary's words.
     """
     device_id = str(d.device_id)
-    head = _row_head(device_id) if len(device_id) <= 64 else f"1\t{_copy_text(device_id)}\t"
+    head = _remembered_head(device_id) if len(device_id) <= 64 else _row_head(device_id)
     if len(d.samples) == 1:  # the usual MQTT message: no list to join
         s = d.samples[0]
         return (
@@ -242,10 +244,12 @@ def _text_rows(d: Decoded, tail: str) -> str:
 _NULL = "\\N"
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def _row_head(device_id: str) -> str:
     """The generation and the escaped device id: the same for every row of a device."""
     return f"1\t{_copy_text(device_id)}\t"
+
+
+_remembered_head = functools.lru_cache(maxsize=1 << 14)(_row_head)
 
 
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
@@ -318,12 +322,11 @@ class Staging:
             if last is None or hi > last:
                 last = hi
             month = (lo.year, lo.month)
-            if month not in seen_months or lo.tzinfo is not UTC or hi is not lo:
-                one_utc_month = lo.tzinfo is UTC is hi.tzinfo and month == (hi.year, hi.month)
-                if not one_utc_month or month not in seen_months:
-                    months.update(_months(lo, hi))
-                    if one_utc_month:
-                        seen_months.add(month)
+            one_utc_month = lo.tzinfo is UTC is hi.tzinfo and month == (hi.year, hi.month)
+            if not one_utc_month or month not in seen_months:
+                months.update(_months(lo, hi))
+                if one_utc_month:
+                    seen_months.add(month)
             if texts is not None and d.staged is not None:
                 texts.append(d.staged)
             else:
@@ -419,7 +422,7 @@ def _stage_and_insert(
     )
     for gen in range(first, last + 1):
         _generation(conn, gen, st.sizes[gen], span, outcome)
-    raw.execute(rollups.upsert("_viu_delta", annotated=ANNOTATED), span)
+    raw.execute(ROLLUPS_OF_DELTAS, span)
     return False
 
 
@@ -444,7 +447,7 @@ def _insert_all_new(conn: Connection, span: dict[str, Any], counts: dict[str, in
     try:
         with raw.pipeline():
             raw.execute(f"SAVEPOINT {ALL_NEW_SAVEPOINT}", prepare=False)
-            raw.execute(rollups.upsert(FIRST_GENERATION, "1", ANNOTATED), span)
+            raw.execute(ROLLUPS_OF_NEW, span)
             if counts is not None:
                 raw.execute(stats.ADD, counts, prepare=False)
             raw.execute(INSERT_ALL_NEW, prepare=False)
