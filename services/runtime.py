@@ -136,10 +136,17 @@ def _ingester(settings: Settings, engine: Engine, res: Resolved) -> Component:
     return IngestService(settings, engine, res.mqtt_url)
 
 
-def _scheduler(settings: Settings, engine: Engine, res: Resolved) -> Component:
+def _scheduler(
+    settings: Settings, engine: Engine, res: Resolved, ingester: Component | None
+) -> Component:
     from services.settlement.scheduler import SettlementScheduler
 
-    return SettlementScheduler(settings, engine, mqtt_url=res.mqtt_url)
+    return SettlementScheduler(
+        settings,
+        engine,
+        mqtt_url=res.mqtt_url,
+        first_tick_when=getattr(ingester, "caught_up", None),
+    )
 
 
 def run(settings: Settings, components: set[str], say: Any = print) -> int:
@@ -151,6 +158,7 @@ def run(settings: Settings, components: set[str], say: Any = print) -> int:
     with resolved(
         settings, need_broker=bool(components & {"ingest", "api", "settle"}), say=say
     ) as res:
+        parts: list[Component] = []
         started: list[Component] = []
         engines: list[Engine] = []
 
@@ -160,25 +168,31 @@ def run(settings: Settings, components: set[str], say: Any = print) -> int:
 
         try:
             if "ingest" in components:
-                started.append(_ingester(settings, engine_for("ingest"), res))
+                parts.append(_ingester(settings, engine_for("ingest"), res))
                 say(
                     f"viu: devices publish telemetry to {res.mqtt_url}, topic "
                     f"{settings.mqtt_topic_prefix}/<device_id>/telemetry (QoS 1)"
                 )
             if "settle" in components:
-                started.append(_scheduler(settings, engine_for("settle"), res))
-            for c in started:
+                ingester = parts[0] if "ingest" in components else None
+                parts.append(_scheduler(settings, engine_for("settle"), res, ingester))
+            server = None
+            if "api" in components:
+                # Built before anything starts: the API's imports and start-up take
+                # seconds of CPU that would otherwise compete with the ingester
+                # draining the broker's backlog (docs/benchmarks.md, viu up).
+                probe = getattr(parts[0], "is_connected", None) if "ingest" in components else None
+                server = _api_server(settings, res, engine_for("api"), probe)
+            for c in parts:
                 c.start()
-            if "api" not in components and settings.metrics_port:
+                started.append(c)
+            if server is None and settings.metrics_port:
                 from prometheus_client import start_http_server
 
                 start_http_server(settings.metrics_port, addr=settings.api_host)
                 say(f"viu: metrics on http://{settings.api_host}:{settings.metrics_port}/metrics")
-            if "api" in components:
-                probe = (
-                    getattr(started[0], "is_connected", None) if "ingest" in components else None
-                )
-                _serve_api(settings, res, engine_for("api"), say, probe)
+            if server is not None:
+                _serve_api(settings, server, say)
             else:
                 _wait_for_signal()
         finally:
@@ -197,14 +211,8 @@ def _wait_for_signal() -> None:
     done.wait()
 
 
-def _serve_api(
-    settings: Settings, res: Resolved, engine: Engine, say: Any, broker_probe: Any = None
-) -> None:
-    """Serve in a thread; the main thread owns the signals so cleanup always runs.
-
-    (uvicorn re-raises a captured SIGTERM after its own shutdown, which would
-    kill the process before embedded PostgreSQL and the broker are stopped.)
-    """
+def _api_server(settings: Settings, res: Resolved, engine: Engine, broker_probe: Any = None) -> Any:
+    """The API's uvicorn server, built (its imports done) but not serving yet."""
     import uvicorn
 
     from services.api.app import create_app
@@ -215,7 +223,15 @@ def _serve_api(
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
     )
-    server = uvicorn.Server(config)
+    return uvicorn.Server(config)
+
+
+def _serve_api(settings: Settings, server: Any, say: Any) -> None:
+    """Serve in a thread; the main thread owns the signals so cleanup always runs.
+
+    (uvicorn re-raises a captured SIGTERM after its own shutdown, which would
+    kill the process before embedded PostgreSQL and the broker are stopped.)
+    """
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
     say(f"viu: API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")

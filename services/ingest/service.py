@@ -102,6 +102,15 @@ class IngestService:
             and self._writer.is_alive()
         )
 
+    def caught_up(self) -> bool:
+        """Connected, with less than one batch received and not yet committed.
+
+        While the ingester drains a backlog (the broker's queue after an
+        outage) its buffer holds far more than a batch; ``viu up``'s scheduler
+        waits for this before its first tick.
+        """
+        return self.consumer.is_connected() and self.buffer.fill < self.settings.ingest_batch_size
+
     def stop(self) -> None:
         """Flush and acknowledge what is buffered, then disconnect."""
         self._give_up_at = time.monotonic() + STOP_FLUSH_S

@@ -13,6 +13,9 @@ caught up because any past period without a close row is due.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,9 +82,30 @@ def tick(
 ) -> list[Job]:
     """Run every due, unclaimed job once; returns the jobs this process ran."""
     now = now or datetime.now(UTC)
+    started = time.perf_counter()
     with engine.connect() as conn:
         jobs = due_jobs(conn, settings, now)
-    done = []
+    done: list[Job] = []
+    try:
+        _run_jobs(engine, jobs, done, settings, now, mqtt_url)
+    finally:
+        log.info(
+            "settlement tick ended: %d of %d due job(s) run here in %.1f s",
+            len(done),
+            len(jobs),
+            time.perf_counter() - started,
+        )
+    return done
+
+
+def _run_jobs(
+    engine: Engine,
+    jobs: list[Job],
+    done: list[Job],
+    settings: Settings,
+    now: datetime,
+    mqtt_url: str | None,
+) -> None:
     for job in jobs:
         try:
             with engine.begin() as conn:
@@ -107,35 +131,83 @@ def tick(
             log.warning("settlement %s skipped: %s", job, exc.detail)
         except Exception:
             log.exception("settlement %s failed; will retry next tick", job)
-    return done
+
+
+FIRST_TICK_POLL_S = 0.5
 
 
 class SettlementScheduler:
-    """APScheduler driving ``tick``; start/stop from ``viu up`` or ``viu settle``."""
+    """APScheduler driving ``tick``; start/stop from ``viu up`` or ``viu settle``.
 
-    def __init__(self, settings: Settings, engine: Engine, mqtt_url: str | None = None) -> None:
+    ``first_tick_when`` (``viu up``: the ingester of the same process has
+    caught up with the broker's backlog): the first tick waits until it has
+    said yes twice in a row, polled every ``FIRST_TICK_POLL_S``, and at most
+    one tick interval. After an outage the broker holds the telemetry of the
+    time viu was away; settling the due closes and drafts before it is stored
+    would settle them on part of it, and the settlement's CPU would slow the
+    ingester down while it catches up (the two share one interpreter).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        mqtt_url: str | None = None,
+        first_tick_when: Callable[[], bool] | None = None,
+    ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.settings = settings
         self.engine = engine
         self.mqtt_url = mqtt_url
+        self.first_tick_when = first_tick_when
         self._scheduler: Any = BackgroundScheduler(timezone=UTC)
+        self._stopping = threading.Event()
+        self._waiter: threading.Thread | None = None
 
     def start(self) -> None:
+        now = datetime.now(UTC)
+        waits = self.first_tick_when is not None
         self._scheduler.add_job(
             tick,
             "interval",
             seconds=TICK_SECONDS,
             args=[self.engine, self.settings],
             kwargs={"mqtt_url": self.mqtt_url},
-            next_run_time=datetime.now(UTC),
+            next_run_time=now + timedelta(seconds=TICK_SECONDS) if waits else now,
             max_instances=1,
             coalesce=True,
-            id="settlement-tick",
+            id=JOB_ID,
         )
         self._scheduler.start()
         log.info("settlement scheduler started (tick every %ss)", TICK_SECONDS)
+        if waits:
+            log.info(
+                "settlement: the first tick waits for the ingester to catch up (at most %ss)",
+                TICK_SECONDS,
+            )
+            self._waiter = threading.Thread(
+                target=self._first_tick, name="viu-settlement-first-tick", daemon=True
+            )
+            self._waiter.start()
+
+    def _first_tick(self) -> None:
+        assert self.first_tick_when is not None
+        yes = 0
+        deadline = time.monotonic() + TICK_SECONDS
+        while not self._stopping.wait(FIRST_TICK_POLL_S) and time.monotonic() < deadline:
+            yes = yes + 1 if self.first_tick_when() else 0
+            if yes == 2:
+                log.info("settlement: the ingester has caught up; first tick now")
+                self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+                return
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._waiter is not None:
+            self._waiter.join()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+
+
+JOB_ID = "settlement-tick"

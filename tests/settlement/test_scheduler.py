@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import text
 
 from schemas.periods import Period
-from services.settlement.scheduler import close_due_at, tick
+from services.settlement import scheduler
+from services.settlement.scheduler import SettlementScheduler, close_due_at, tick
 from tests.settlement.helpers import ok
 from tests.settlement.test_lifecycle import CONTRACT
 
@@ -21,11 +26,14 @@ def test_close_is_due_three_days_after_the_period_at_two_local() -> None:
 
 
 def test_tick_drafts_the_current_month_and_catches_up_missed_closes(
-    api, admin, settings, db
+    api, admin, settings, db, caplog
 ) -> None:  # type: ignore[no-untyped-def]
     ok(api.post("/v1/contracts", json=CONTRACT, headers=admin), 201)
     now = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
-    ran = {(j.period.__str__(), j.kind) for j in tick(db, settings, now)}
+    with caplog.at_level(logging.INFO, logger="services.settlement.scheduler"):
+        ran = {(j.period.__str__(), j.kind) for j in tick(db, settings, now)}
+    # what an operator (and bench/ingest.py --start warm) reads when a tick is over
+    assert "settlement tick ended: 4 of 4 due job(s) run here" in caplog.text
     assert ran == {
         ("2026-04", "draft:2026-04-10"),
         ("2026-03", "close"),
@@ -73,3 +81,44 @@ def test_two_scheduler_replicas_run_each_job_exactly_once(api, admin, settings, 
     with db.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM statements")).scalar()
     assert n == 6 * 3
+
+
+def test_the_first_tick_waits_until_the_ingester_has_caught_up(
+    settings, db, caplog, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """viu up: the ingester's backlog first (twice "caught up" in a row), then the first tick."""
+    monkeypatch.setattr(scheduler, "FIRST_TICK_POLL_S", 0.05)
+    answers: list[bool] = []
+    caught_up = threading.Event()
+
+    def asked() -> bool:
+        answers.append(caught_up.is_set())
+        return answers[-1]
+
+    plain = SettlementScheduler(settings, db)
+    waiting = SettlementScheduler(settings, db, first_tick_when=asked)
+    with caplog.at_level(logging.INFO, logger="services.settlement.scheduler"):
+        plain.start()
+        try:
+            assert _soon(lambda: "settlement tick ended" in caplog.text)  # at once
+        finally:
+            plain.stop()
+        caplog.clear()
+        waiting.start()
+        try:
+            assert _soon(lambda: len(answers) >= 5)
+            assert "settlement tick ended" not in caplog.text
+            caught_up.set()
+            assert _soon(lambda: "settlement tick ended" in caplog.text)
+            assert answers[-2:] == [True, True]
+        finally:
+            waiting.stop()
+
+
+def _soon(condition: Callable[[], bool], within_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
