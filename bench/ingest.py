@@ -67,6 +67,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -563,15 +564,18 @@ class Ingesters:
         spy: Path | None,
         command: str = "ingest",
     ) -> None:
+        self.command = command
         self.procs: list[subprocess.Popen[bytes]] = []
         self.spies: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
+        self.api_ports: list[int] = []
         for cid in client_ids:
             log = logs / f"{cid}.log"
             self.logs.append(log)
             e = env | {"VIU_MQTT_CLIENT_ID": cid, "VIU_MQTT_SHARED_GROUP": group}
             if command == "up":
-                e["VIU_API_PORT"] = str(free_port())
+                self.api_ports.append(free_port())
+                e["VIU_API_PORT"] = str(self.api_ports[-1])
             with log.open("ab") as out:
                 self.procs.append(
                     subprocess.Popen(
@@ -621,6 +625,23 @@ class Ingesters:
             time.sleep(0.05)
         raise RuntimeError("viu ingest did not connect")
 
+    def wait_started(self, timeout: float = 120) -> float:
+        """Connected, and for ``viu up`` its start-up over: the API answers ``/readyz``
+        and the scheduler's first tick has ended (its log line). Returns the seconds waited."""
+        started = time.monotonic()
+        self.wait_connected(timeout)
+        deadline = started + timeout
+        while self.command == "up":
+            ticked = all(
+                "settlement tick ended" in log.read_text(errors="replace") for log in self.logs
+            )
+            if ticked and all(_answers(f"http://127.0.0.1:{p}/readyz") for p in self.api_ports):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("viu up did not finish its start-up")
+            time.sleep(0.1)
+        return time.monotonic() - started
+
     def peak_rss(self) -> list[int]:
         return [proc_status(p, "VmHWM") for p in self.pids]
 
@@ -643,6 +664,14 @@ class Ingesters:
                 p.kill()
                 codes.append(p.wait())
         return codes
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- database
@@ -852,10 +881,22 @@ class Bench:
         cids, group = self.client_ids(phase, workers)
         for cid in cids:
             create_session(self.mqtt_url, cid, subscription(work.prefix, group))
-        pub = self.preload(phase, work, f"{work.messages:,} messages ({work.samples:,} samples)")
+        what = f"{work.messages:,} messages ({work.samples:,} samples)"
+        warm = self.args.start == "warm"
+        publishing: list[dict[str, Any]] = []
+        waited = 0.0
+        if not warm:
+            publishing.append(self.preload(phase, work, what))
         with psycopg.connect(self.url, autocommit=True) as conn:
             before = counters(conn)
             ing = self.ingesters(phase, work, cids, group)
+            if warm:  # the workers' start-up first, then the publishers while they run
+                waited = ing.wait_started()
+                say(f"[{phase}] started in {waited:.1f} s; publishing while they run")
+                live = threading.Thread(
+                    target=lambda: publishing.append(self.preload(phase, work, what))
+                )
+                live.start()
             meter = CpuMeter(ing.pids, self.broker_pid, self.args.database)
             started = time.perf_counter()
             polls: list[tuple[float, int]] = []
@@ -877,6 +918,9 @@ class Bench:
             cpu = meter.end()
             rss = ing.peak_rss()
             codes = ing.stop()
+            if warm:
+                live.join()
+            pub = publishing[0]
             check = verify(conn, work, pub["acked"], before)
         first = next(i for i, (_, n) in enumerate(polls) if n > 0)
         t_first, n_first = polls[first] if first < len(polls) - 1 else polls[first - 1]
@@ -889,6 +933,8 @@ class Bench:
             "seconds_from_start": t_end - started,
             "seconds_drain": t_end - t_first,
             "startup_s": t_first - started,
+            "start": self.args.start,
+            "started_in_s": waited,
             "msgs_per_s": sustained / work.per_message,
             "samples_per_s": sustained,
             "rss": rss,
@@ -1896,6 +1942,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=["ingest", "up"],
         default="ingest",
         help="what each worker runs: viu ingest, or viu up (API and scheduler too)",
+    )
+    p.add_argument(
+        "--start",
+        choices=["cold", "warm"],
+        default="cold",
+        help="single and batch: cold = pre-load the queue, then start the workers and time "
+        "their drain (start-up included); warm = start the workers, wait for their start-up "
+        "(viu up: API ready, first settlement tick ended), then publish while they run",
     )
     p.add_argument("--py-spy", metavar="DIR", help="record py-spy raw stacks of every ingester")
     p.add_argument("--naive-worker", help=argparse.SUPPRESS)
