@@ -16,6 +16,7 @@ screening adds no round trip.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,10 +54,11 @@ _TS = attrgetter("ts")
 
 # A join, not "= ANY(:ids)": with a parameter array PostgreSQL compares every
 # device with every element (milliseconds per batch). The first period starts
-# at local midnight of its first day in the contract's time zone.
+# at local midnight of its first day in the contract's time zone. The ids come
+# as one JSON array (``id_list``).
 DEVICES = """
     SELECT d.device_id, f.effective_from, f.starts
-    FROM unnest(CAST(%(ids)s AS text[])) AS u(id)
+    FROM json_array_elements_text(CAST(%(ids)s AS json)) AS u(id)
     JOIN devices d ON d.device_id = u.id
     LEFT JOIN LATERAL (
       SELECT v.effective_from,
@@ -74,6 +76,16 @@ def wanted(batch: Sequence[Decoded]) -> list[str]:
     return sorted({d.device_id for d in batch if d.samples and d.device_id})
 
 
+def id_list(ids: Sequence[str]) -> str:
+    """Device ids as one parameter: a JSON array, read by ``json_array_elements_text``.
+
+    psycopg dumps a list parameter element by element in Python (about 2 µs
+    an id here, and a batch sends its ids in three statements); ``json.dumps``
+    does it in C, and any string comes back unchanged.
+    """
+    return json.dumps(ids, ensure_ascii=False)
+
+
 def devices_cursor(conn: Connection) -> psycopg.Cursor[Any]:
     return driver_connection(conn).cursor(row_factory=namedtuple_row)
 
@@ -89,7 +101,7 @@ def screen(conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_
     if not ids:
         return
     with devices_cursor(conn) as cur:
-        cur.execute(DEVICES, {"ids": ids})
+        cur.execute(DEVICES, {"ids": id_list(ids)})
         admit(batch, {r.device_id: r for r in cur}, window)
 
 

@@ -260,3 +260,20 @@ def test_redeliveries_between_new_batches_on_one_connection(db: Engine) -> None:
                 assert (out.stored, out.duplicates) == expected
     assert len(rows(db, "SELECT 1 FROM samples")) == 16
     assert rows(db, "SELECT sum(received) AS n FROM ingest_counters") == [{"n": 24}]
+
+
+def test_device_ids_reach_the_database_unchanged_whatever_they_hold(db: Engine) -> None:
+    """The batch's ids travel as one JSON array (``admission.id_list``), not as text[]."""
+    from services.ingest.admission import id_list
+
+    ids = ['a"b', "c\\d", "e,f", "{g}", "h i", "j\tk\nl", "Mühle-7", "😀", "NULL", ""]
+    with db.connect() as conn:
+        got = (
+            conn.execute(
+                text("SELECT u.d FROM json_array_elements_text(CAST(:ids AS json)) AS u(d)"),
+                {"ids": id_list(ids)},
+            )
+            .scalars()
+            .all()
+        )
+    assert got == ids
