@@ -211,7 +211,7 @@ def prepare(batch: Sequence[Decoded]) -> None:
         if d.samples and d.device_id is not None:
             received = d.message.received_at
             if (tail := tails.get(received)) is None:
-                tail = tails[received] = f"\t{received!s}\n"
+                tail = tails[received] = f"\t{received.isoformat()}\n"
             d.staged = _text_rows(d, tail)
         else:
             d.staged = None
@@ -220,22 +220,23 @@ def prepare(batch: Sequence[Decoded]) -> None:
 def _text_rows(d: Decoded, tail: str) -> str:
     """``_viu_raw`` rows of generation 1 in COPY's text format (``tail``: the receive time and newline).
 
-    Exact: a datetime's and a Decimal's ``str`` are what PostgreSQL's input
-    functions read back unchanged. A device id is escaped for COPY (the JSON
-    format's ids cannot hold a tab or a backslash, but another format's may);
-    a cause is one of the vocabulary's words.
+    Exact: a datetime's ``isoformat`` and a Decimal's ``str`` are what
+    PostgreSQL's input functions read back unchanged (``isoformat`` rather
+    than ``str``: the same text with a ``T``, and cheaper). A device id is
+    escaped for COPY (the JSON format's ids cannot hold a tab or a backslash,
+    but another format's may); a cause is one of the vocabulary's words.
     """
     device_id = str(d.device_id)
     head = _remembered_head(device_id) if len(device_id) <= 64 else _row_head(device_id)
     if len(d.samples) == 1:  # the usual MQTT message: no list to join
         s = d.samples[0]
         return (
-            f"{head}{s.ts!s}\t{s.interval_s}\t{s.uptime_min!s}\t{s.quality_min!s}"
+            f"{head}{s.ts.isoformat()}\t{s.interval_s}\t{s.uptime_min!s}\t{s.quality_min!s}"
             f"\t{s.throughput!s}\t{s.downtime_cause}\t{_NULL if s.seq is None else s.seq}{tail}"
         )
     return "".join(
         [
-            f"{head}{s.ts!s}\t{s.interval_s}\t{s.uptime_min!s}\t{s.quality_min!s}"
+            f"{head}{s.ts.isoformat()}\t{s.interval_s}\t{s.uptime_min!s}\t{s.quality_min!s}"
             f"\t{s.throughput!s}\t{s.downtime_cause}\t{_NULL if s.seq is None else s.seq}{tail}"
             for s in d.samples
         ]
