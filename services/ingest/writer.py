@@ -182,9 +182,10 @@ def write_decoded(
 def _open(conn: Connection, ids: str) -> Devices:
     """One round trip: ``DEVICES`` for the screen, the devices' shared locks, the work table.
 
-    ``ids``: the batch's device ids (``id_list``). Every device the batch names
-    is locked, registered or not (a lock on an unknown one holds nothing up). The statements after ``DEVICES`` are not
-    prepared (``PIPELINED``): a lock can time out.
+    ``ids``: the batch's device ids (``id_list``). Every device the batch
+    names is locked, registered or not (a lock on an unknown one holds nothing
+    up). The statements after ``DEVICES`` are not prepared (``PIPELINED``): a
+    lock can time out.
     """
     timescale = samples_backend(conn) != PARTITIONED
     raw = driver_connection(conn)
