@@ -102,7 +102,7 @@ def screen(conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_
         return
     with devices_cursor(conn) as cur:
         cur.execute(DEVICES, {"ids": id_list(ids)})
-        admit(batch, {r.device_id: r for r in cur}, window)
+        admit(batch, {r.device_id: r for r in cur.fetchall()}, window)
 
 
 def admit(batch: Sequence[Decoded], known: Devices, window: Window = DEFAULT_WINDOW) -> None:

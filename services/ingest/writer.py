@@ -196,7 +196,7 @@ def _open(conn: Connection, ids: str) -> Devices:
             raw.execute(SETUP, prepare=False)
             if timescale:
                 raw.execute(UNCAPPED, prepare=False)
-        return {r.device_id: r for r in devices}
+        return {r.device_id: r for r in devices.fetchall()}
 
 
 def prepare(batch: Sequence[Decoded]) -> None:
