@@ -8,15 +8,19 @@ Outside it the sample is dead-lettered with the reason, and because monthly
 partitions are created only for accepted samples, no input can make viu
 create partitions outside the window.
 
-One query per batch answers both questions (is the device registered, when
-does its first contract period start). The writer sends it in the round trip
-that also takes the batch's device locks (``writer.write_decoded``), so
-screening adds no round trip.
+One query answers both questions (is the device registered, when does its
+first contract period start). The writer sends it in the round trip that also
+takes the batch's device locks (``writer.write_decoded``), so screening adds no
+round trip, and only about the devices whose answers it does not hold already
+(``ScreenCache``, exact: kept answers are dropped whenever what they were read
+from changes).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +29,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from schemas.telemetry import TS_MIN
 from services.config import Settings
@@ -69,6 +73,78 @@ DEVICES = """
     """
 Devices = dict[str, Any]
 """The rows of ``DEVICES`` by device id (named tuples: device_id, effective_from, starts)."""
+
+
+# Changes, in the changing transaction, with every change to devices or
+# contract_versions (migration 0011); no row (the table was emptied): keep nothing.
+SCREEN_EPOCH = "SELECT epoch FROM screen_epoch"
+
+
+class ScreenCache:
+    """Answers of ``DEVICES`` kept between batches, exact because they are kept per epoch.
+
+    ``screen_epoch`` gets a new random value in every transaction that
+    changes ``devices`` or ``contract_versions``. A writer reads the epoch and
+    then asks ``DEVICES`` about the devices it holds no answer for, in one
+    round trip (``take``, then ``answer``). The epoch read first and the rows
+    read after it make a pair that is never stale: a change committed before
+    the epoch was read is in the rows too, and one committed later changes the
+    epoch that the next batch reads. If the epoch is the one the kept answers
+    were read under, nothing they depend on has changed since, and they answer
+    as a fresh query would; otherwise they are dropped and the batch asks about
+    all its devices. Unregistered devices are kept too (a flood of them stays
+    within ``limit`` answers: beyond it the cache starts over). Thread-safe:
+    the API's HTTP ingest threads share their engine's cache.
+    """
+
+    def __init__(self, limit: int = 1 << 16) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._epoch: Any = None
+        self._rows: dict[str, Any] = {}  # device id -> its DEVICES row, None: not registered
+
+    def take(self, ids: Sequence[str]) -> tuple[Any, dict[str, Any], list[str]]:
+        """The epoch of the kept answers, those of ``ids`` that are kept, and the ids to ask about."""
+        with self._lock:
+            rows = self._rows
+            kept = {i: rows[i] for i in ids if i in rows}
+            return self._epoch, kept, [i for i in ids if i not in kept]
+
+    def answer(
+        self, taken: tuple[Any, dict[str, Any], list[str]], epoch: Any, rows: Sequence[Any]
+    ) -> Devices | None:
+        """Keep ``rows`` (the answer about the ids ``take`` gave to ask) read after ``epoch``.
+
+        Returns the batch's ``Devices``, or None when kept answers were used
+        that ``epoch`` shows to be out of date: ask about those ids again.
+        """
+        held, kept, asked = taken
+        found = {r.device_id: r for r in rows}
+        with self._lock:
+            if epoch is None or epoch != self._epoch:
+                self._rows = {}
+                self._epoch = epoch
+            if epoch is not None:
+                if len(self._rows) + len(asked) > self.limit:
+                    self._rows = {}
+                self._rows.update((i, found.get(i)) for i in asked)
+        if kept and (epoch is None or held != epoch):
+            return None
+        found.update((i, r) for i, r in kept.items() if r is not None)
+        return found
+
+
+_caches: weakref.WeakKeyDictionary[Engine, ScreenCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def screen_cache(conn: Connection) -> ScreenCache:
+    """The cache of ``conn``'s engine (one per database a process writes to)."""
+    with _caches_lock:
+        cache = _caches.get(conn.engine)
+        if cache is None:
+            cache = _caches[conn.engine] = ScreenCache()
+        return cache
 
 
 def wanted(batch: Sequence[Decoded]) -> list[str]:

@@ -46,11 +46,13 @@ from services.ingest import connectivity, deadletters, rollups, stats
 from services.ingest.admission import (
     DEFAULT_WINDOW,
     DEVICES,
+    SCREEN_EPOCH,
     Devices,
     Window,
     admit,
     devices_cursor,
     id_list,
+    screen_cache,
     wanted,
 )
 from services.ingest.decode import Decoded, Message, decode
@@ -161,7 +163,7 @@ def write_decoded(
     """
     ids = wanted(batch)
     if ids:
-        admit(batch, _open(conn, id_list(ids)), window)
+        admit(batch, _open(conn, ids), window)
     staging = Staging.of(batch)
     rejects = [r for d in batch for r in d.rejects]
     events = [e for d in batch for e in d.events]
@@ -179,24 +181,39 @@ def write_decoded(
     return outcome
 
 
-def _open(conn: Connection, ids: str) -> Devices:
-    """One round trip: ``DEVICES`` for the screen, the devices' shared locks, the work table.
+def _open(conn: Connection, ids: list[str]) -> Devices:
+    """One round trip: the screen's answers, the devices' shared locks, the work table.
 
-    ``ids``: the batch's device ids (``id_list``). Every device the batch
-    names is locked, registered or not (a lock on an unknown one holds nothing
-    up). The statements after ``DEVICES`` are not prepared (``PIPELINED``): a
-    lock can time out.
+    ``ids``: the batch's device ids, sorted. The screen asks ``DEVICES`` only
+    about the devices whose answers the engine's ``ScreenCache`` does not
+    hold, after reading ``SCREEN_EPOCH``; in the rare batch that finds the
+    epoch moved, a second round trip asks about all of them. Every device
+    the batch names is locked, registered or not (a lock on an unknown one
+    holds nothing up). The statements after ``DEVICES`` are not prepared
+    (``PIPELINED``): a lock can time out.
     """
     timescale = samples_backend(conn) != PARTITIONED
     raw = driver_connection(conn)
-    with devices_cursor(conn) as devices:
+    cache = screen_cache(conn)
+    taken = cache.take(ids)
+    asked = taken[2]
+    with devices_cursor(conn) as devices, raw.cursor() as epoch:
         with raw.pipeline():
-            devices.execute(DEVICES, {"ids": ids})
-            raw.execute(LOCK, {"ids": ids}, prepare=False)
+            epoch.execute(SCREEN_EPOCH)
+            if asked:
+                devices.execute(DEVICES, {"ids": id_list(asked)})
+            raw.execute(LOCK, {"ids": id_list(ids)}, prepare=False)
             raw.execute(SETUP, prepare=False)
             if timescale:
                 raw.execute(UNCAPPED, prepare=False)
-        return {r.device_id: r for r in devices.fetchall()}
+        row = epoch.fetchone()
+        current = row[0] if row else None
+        known = cache.answer(taken, current, devices.fetchall() if asked else [])
+        if known is None:  # the epoch moved since the kept answers were read
+            devices.execute(DEVICES, {"ids": id_list(ids)})
+            known = cache.answer((current, {}, ids), current, devices.fetchall())
+        assert known is not None  # nothing kept was used
+        return known
 
 
 def prepare(batch: Sequence[Decoded]) -> None:
