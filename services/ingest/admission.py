@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import namedtuple_row
@@ -80,6 +80,14 @@ Devices = dict[str, Any]
 SCREEN_EPOCH = "SELECT epoch FROM screen_epoch"
 
 
+class Taken(NamedTuple):
+    """What ``ScreenCache.take`` found for a batch's device ids."""
+
+    epoch: Any  # the epoch the kept answers were read under
+    kept: dict[str, Any]  # device id -> its kept DEVICES row (None: not registered)
+    asked: list[str]  # the ids without a kept answer: to ask DEVICES about
+
+
 class ScreenCache:
     """Answers of ``DEVICES`` kept between batches, exact because they are kept per epoch.
 
@@ -103,16 +111,13 @@ class ScreenCache:
         self._epoch: Any = None
         self._rows: dict[str, Any] = {}  # device id -> its DEVICES row, None: not registered
 
-    def take(self, ids: Sequence[str]) -> tuple[Any, dict[str, Any], list[str]]:
-        """The epoch of the kept answers, those of ``ids`` that are kept, and the ids to ask about."""
+    def take(self, ids: Sequence[str]) -> Taken:
         with self._lock:
             rows = self._rows
             kept = {i: rows[i] for i in ids if i in rows}
-            return self._epoch, kept, [i for i in ids if i not in kept]
+            return Taken(self._epoch, kept, [i for i in ids if i not in kept])
 
-    def answer(
-        self, taken: tuple[Any, dict[str, Any], list[str]], epoch: Any, rows: Sequence[Any]
-    ) -> Devices | None:
+    def answer(self, taken: Taken, epoch: Any, rows: Sequence[Any]) -> Devices | None:
         """Keep ``rows`` (the answer about the ids ``take`` gave to ask) read after ``epoch``.
 
         Returns the batch's ``Devices``, or None when kept answers were used

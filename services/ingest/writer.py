@@ -48,6 +48,7 @@ from services.ingest.admission import (
     DEVICES,
     SCREEN_EPOCH,
     Devices,
+    Taken,
     Window,
     admit,
     devices_cursor,
@@ -196,7 +197,7 @@ def _open(conn: Connection, ids: list[str]) -> Devices:
     raw = driver_connection(conn)
     cache = screen_cache(conn)
     taken = cache.take(ids)
-    asked = taken[2]
+    asked = taken.asked
     with devices_cursor(conn) as devices, raw.cursor() as epoch:
         with raw.pipeline():
             epoch.execute(SCREEN_EPOCH)
@@ -211,7 +212,7 @@ def _open(conn: Connection, ids: list[str]) -> Devices:
         known = cache.answer(taken, current, devices.fetchall() if asked else [])
         if known is None:  # the epoch moved since the kept answers were read
             devices.execute(DEVICES, {"ids": id_list(ids)})
-            known = cache.answer((current, {}, ids), current, devices.fetchall())
+            known = cache.answer(Taken(current, {}, ids), current, devices.fetchall())
         assert known is not None  # nothing kept was used
         return known
 
