@@ -7,6 +7,7 @@ the device sent.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, localcontext
@@ -151,11 +152,7 @@ def fast_sample(item: dict[str, Any]) -> Sample | None:
         return None
     try:
         ts = item["ts"]
-        ts = (
-            datetime.fromtimestamp(ts, UTC)
-            if type(ts) is int and 0 <= ts < _MAX_EPOCH
-            else parse_ts(ts)
-        )
+        ts = _from_epoch(ts) if type(ts) is int and 0 <= ts < _MAX_EPOCH else parse_ts(ts)
         interval_s = item["interval_s"]
         uptime = _number(item["uptime_min"])
         quality = _number(item["quality_min"])
@@ -209,6 +206,16 @@ def _number(v: object) -> Decimal:
 
 
 _MAX_EPOCH = int((TS_MAX - _EPOCH).total_seconds())
+
+
+def _epoch_datetime(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# Devices report on the same minute boundaries, so an epoch second recurs in
+# every device's message: its datetime is made once (and shared; datetimes
+# are immutable). Keyed by the int, bounded like the other per-value caches.
+_from_epoch = functools.lru_cache(maxsize=1 << 14)(_epoch_datetime)
 _INT_BOUND = 10**_MAX_INT_DIGITS
 _ZERO = Decimal(0)
 
