@@ -151,23 +151,48 @@ def fast_sample(item: dict[str, Any]) -> Sample | None:
     if not item.keys() <= _FIELDS:
         return None
     try:
-        ts = item["ts"]
-        ts = _from_epoch(ts) if type(ts) is int and 0 <= ts < _MAX_EPOCH else parse_ts(ts)
-        interval_s = item["interval_s"]
-        uptime = _number(item["uptime_min"])
-        quality = _number(item["quality_min"])
-        throughput = _number(item["throughput"])
-    except (KeyError, ValueError):
+        ts, interval_s = item["ts"], item["interval_s"]
+        uptime, quality, throughput = item["uptime_min"], item["quality_min"], item["throughput"]
+    except KeyError:
         return None
-    cause = item.get("downtime_cause", DEFAULT_CAUSE)
-    seq = item.get("seq")
-    device_id = item.get("device_id")
+    return fast_values(
+        ts,
+        interval_s,
+        uptime,
+        quality,
+        throughput,
+        item.get("downtime_cause", DEFAULT_CAUSE),
+        item.get("seq"),
+        item.get("device_id"),
+        set(item),
+    )
+
+
+def fast_values(
+    ts: object,
+    interval_s: object,
+    uptime_min: object,
+    quality_min: object,
+    throughput: object,
+    cause: object,
+    seq: object,
+    device_id: object,
+    fields_set: set[str],
+) -> Sample | None:
+    """``fast_sample`` of a sample's values as parsed (``fields_set``: the keys it had), or None."""
+    try:
+        ts = _from_epoch(ts) if type(ts) is int and 0 <= ts < _MAX_EPOCH else parse_ts(ts)
+        uptime = _number(uptime_min)
+        quality = _number(quality_min)
+        output = _number(throughput)
+    except ValueError:
+        return None
     if (
         type(interval_s) is not int
         or not 1 <= interval_s <= 86_400
         or uptime < _ZERO
         or quality < _ZERO
-        or throughput < _ZERO
+        or output < _ZERO
         or type(cause) is not str
         or cause not in DOWNTIME_CAUSES
         or (seq is not None and (type(seq) is not int or not -(2**63) <= seq < 2**63))
@@ -182,12 +207,12 @@ def fast_sample(item: dict[str, Any]) -> Sample | None:
             "interval_s": interval_s,
             "uptime_min": uptime,
             "quality_min": quality,
-            "throughput": throughput,
+            "throughput": output,
             "downtime_cause": cause,
             "seq": seq,
             "device_id": device_id,
         },
-        set(item),
+        fields_set,
     )
 
 

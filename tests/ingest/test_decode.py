@@ -159,17 +159,28 @@ def test_an_unexpected_error_dead_letters_only_that_payload(
     """The bulkhead: whatever a validator raises, one payload becomes one dead letter."""
     import services.ingest.formats.json as decoding
 
-    real = decoding._sample
+    real, real_fast = decoding._sample, decoding.fast_values
 
     def fragile(item: Any, device_id: str) -> Any:
         if item.get("throughput") == 666:
             raise RuntimeError("a validator nobody foresaw")
         return real(item, device_id)
 
+    def fragile_fast(*values: Any) -> Any:  # the one-pass path's validator (``_plainly_valid``)
+        if values[4] == 666:
+            raise RuntimeError("a validator nobody foresaw")
+        return real_fast(*values)
+
     monkeypatch.setattr(decoding, "_sample", fragile)
-    bad = one(throughput=666)
-    assert not bad.samples
-    assert bad.rejects[0].reason == "cannot be decoded: RuntimeError: a validator nobody foresaw"
+    monkeypatch.setattr(decoding, "fast_values", fragile_fast)
+    for bad in (
+        one(throughput=666),
+        run(json.dumps({"samples": [GOOD, {**GOOD, "throughput": 666}]})),
+    ):
+        assert not bad.samples
+        assert (
+            bad.rejects[0].reason == "cannot be decoded: RuntimeError: a validator nobody foresaw"
+        )
     assert one().samples
 
 

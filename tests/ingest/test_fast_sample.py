@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.telemetry import Sample, fast_sample
+from services.ingest import jsonx
+from services.ingest.formats import json as formats_json
+from services.ingest.formats.base import Decoded, Message
+from services.ingest.formats.json import http_topic
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 WILD: dict[str, Any] = {
     "ts": st.sampled_from(
@@ -112,3 +119,65 @@ def test_fast_sample_accepts_only_what_pydantic_accepts_and_builds_the_same_samp
         return
     if fast is not None:
         assert _plain(fast) == _plain(slow), item
+
+
+def _payload(items: list[dict[str, Any]], batch: bool) -> bytes | None:
+    """The JSON a device would send; None for values JSON cannot carry (NaN, Infinity)."""
+    try:
+        return jsonx.dumps({"samples": items} if batch else items[0]).encode()
+    except ValueError:
+        return None
+
+
+def _same(a: Decoded, b: Decoded) -> bool:
+    return (
+        a.batch == b.batch
+        and [_plain(s) for s in a.samples] == [_plain(s) for s in b.samples]
+        and [s.model_fields_set for s in a.samples] == [s.model_fields_set for s in b.samples]
+    )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    items=st.lists(samples(), min_size=1, max_size=3),
+    batch=st.booleans(),
+    said=st.sampled_from([None, "d1", "d2"]),
+)
+def test_the_one_pass_json_path_takes_only_what_the_general_path_stores_whole(  # type: ignore[no-untyped-def]
+    items, batch, said
+) -> None:
+    """``_plainly_valid`` gives the general path's samples, or None (the general path decides)."""
+    if said is not None:
+        items = [{**i, "device_id": said} for i in items]
+    raw = _payload(items, batch or len(items) > 1)
+    if raw is None:
+        return
+    message = Message(http_topic("d1"), raw, T0)
+    fast = formats_json._plainly_valid(message, "d1")
+    general = formats_json._general(message, "d1")
+    if fast is not None:
+        assert not general.rejects, (raw, general.rejects)
+        assert _same(fast, general), raw
+
+
+def test_the_usual_payloads_take_the_one_pass_path() -> None:
+    one = b'{"ts":1767225600,"interval_s":60,"uptime_min":1,"quality_min":0.95,"throughput":14.3}'
+    many = b'{"samples":[' + one + b"," + one.replace(b"1767225600", b"1767225660") + b"]}"
+    for raw, size in ((one, 1), (many, 2)):
+        decoded = formats_json._plainly_valid(Message(http_topic("d1"), raw, T0), "d1")
+        assert decoded is not None and len(decoded.samples) == size
+        assert decoded.samples[0].model_fields_set == {
+            "ts",
+            "interval_s",
+            "uptime_min",
+            "quality_min",
+            "throughput",
+        }
+    # a key that is not §1.2's, a string number, a device other than the topic's: the general path
+    for raw in (
+        one.replace(b'"ts"', b'"colour":"red","ts"'),
+        one.replace(b"14.3", b'"14.3"'),
+        one.replace(b"}", b',"device_id":"d2"}'),
+        b'{"samples":[' + one + b',{"ts":1}]}',
+    ):
+        assert formats_json._plainly_valid(Message(http_topic("d1"), raw, T0), "d1") is None
