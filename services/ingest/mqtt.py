@@ -374,8 +374,13 @@ class MqttConsumer:
                     if props is None:
                         raise ConnectionLost("malformed PUBLISH properties")
                     j = props[0] + props[1]
+                # tuple.__new__ builds the named tuples in C; their own __new__ is
+                # a Python function (the pair: 0.57 µs that way, 0.28 µs this way).
                 messages.append(
-                    (Message(topic, data[j:end], received_at), AckToken(generation, mid, qos))
+                    (
+                        _tuple(Message, (topic, data[j:end], received_at)),
+                        _tuple(AckToken, (generation, mid, qos)),
+                    )
                 )
             elif kind == SUBACK:
                 codes = data[i + 2 : end]
@@ -470,6 +475,9 @@ class MqttConsumer:
         self._connected.clear()
         self._subscribed.clear()
         metrics.CONNECTED.set(0)
+
+
+_tuple = tuple.__new__
 
 
 def read_varint(data: bytes, i: int, end: int | None = None) -> tuple[int, int] | None:
