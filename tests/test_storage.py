@@ -63,6 +63,26 @@ def test_ingest_creates_no_partitions_on_timescaledb(db: Engine, timescale: None
     assert partitioned == 0 and chunks == 2
 
 
+def test_samples_and_their_chunks_are_indexed_by_device_and_time_only(db: Engine) -> None:
+    """Migration 0013: TimescaleDB's default index on ts alone is gone (every query names the
+    device); on both backends a stored sample costs one index entry, the primary key's."""
+    register(db, "d1")
+    pipeline.ingest(db, [message("d1", payload(sample(0), sample(60 * 24 * 40)))])
+    with db.connect() as conn:
+        indexes = conn.execute(
+            text(
+                "SELECT DISTINCT substring(pg_get_indexdef(i.indexrelid) FROM '\\((.*)\\)') "
+                "FROM pg_index i WHERE i.indrelid = 'samples'::regclass "
+                "OR i.indrelid IN (SELECT inhrelid FROM pg_inherits "
+                "                  WHERE inhparent = 'samples'::regclass)"
+            )
+        ).scalars()
+        children = conn.execute(
+            text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass")
+        ).scalar()
+    assert children and sorted(indexes) == ["device_id, ts"]
+
+
 # --------------------------------------------- installed but not preloaded
 
 
