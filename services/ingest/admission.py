@@ -208,8 +208,7 @@ def admit(batch: Sequence[Decoded], known: Devices, window: Window = DEFAULT_WIN
             # In UTC, as every sample's ts is: comparing datetimes of two time
             # zones (PostgreSQL's answer carries the session's) asks each for its
             # offset, which cost more than the rest of the payload's screening.
-            earliest = _earliest(device, window)
-            lowest = lowest_of[device_id] = TS_MIN if earliest is None else earliest.astimezone(UTC)
+            lowest = lowest_of[device_id] = _in_utc(_earliest(device, window))
         if len(samples) == 1:  # the usual MQTT message
             if lowest <= samples[0].ts <= latest:
                 continue
@@ -218,6 +217,16 @@ def admit(batch: Sequence[Decoded], known: Devices, window: Window = DEFAULT_WIN
             if lowest <= min(stamps) and max(stamps) <= latest:
                 continue
         _admit(d, known[device_id], latest, window)
+
+
+def _in_utc(earliest: datetime | None) -> datetime:
+    """A device's lower bound in UTC; as it is where UTC cannot hold it (year 1 east of UTC)."""
+    if earliest is None:
+        return TS_MIN
+    try:
+        return earliest.astimezone(UTC)
+    except OverflowError:  # compared as it is: slower, the same answer
+        return earliest
 
 
 def _earliest(device: Any, window: Window) -> datetime | None:

@@ -9,17 +9,19 @@ batch on, as it did when every batch asked about every device.
 from __future__ import annotations
 
 from collections import namedtuple
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Engine, text
 
 from services.ingest import jsonx, pipeline
-from services.ingest.admission import ScreenCache, screen_cache
+from services.ingest.admission import ScreenCache, admit, screen_cache
+from services.ingest.decode import Message, decode
 from tests.ingest.conftest import message, payload, register, sample
 
 Row = namedtuple("Row", "device_id effective_from starts")
 OLD = datetime(2020, 3, 1, tzinfo=UTC)
+OLD_TEXT = "2025-12-31T23:59:59Z"  # a second before a 2026-01 contract's first period
 
 
 def kept_answers_for(db: Engine, *ids: str) -> list[str]:
@@ -118,3 +120,22 @@ def test_the_cache_starts_over_beyond_its_limit(limit: int) -> None:
     cache.answer(cache.take(["a", "b"]), "e1", [])
     cache.answer(cache.take(["c", "d"]), "e1", [])
     assert len(cache.take(["a", "b", "c", "d"])[1]) <= max(limit, 2)
+
+
+@pytest.mark.parametrize("offset_h", [0, 1, -5])
+def test_a_devices_lower_bound_in_any_session_time_zone_screens_alike(offset_h: int) -> None:
+    """``admit`` compares in UTC; a bound UTC cannot hold (a contract from year 1, read in a
+    session east of UTC) is compared as it is, as before, instead of failing the batch."""
+    zone = timezone(timedelta(hours=offset_h))
+    rows = {
+        "d-1": Row("d-1", "0001-01", datetime(1, 1, 1, tzinfo=zone) if offset_h > 0 else None),
+        "d-2": Row("d-2", "2026-01", datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone)),
+    }
+    batch = [
+        decode(Message(f"viu/{d}/telemetry", payload(sample(0) | {"ts": ts}), OLD))
+        for d, ts in (("d-1", "2020-03-01T00:00:00Z"), ("d-2", "2026-01-01T00:00:00Z"))
+    ]
+    batch.append(decode(Message("viu/d-2/telemetry", payload(sample(0) | {"ts": OLD_TEXT}), OLD)))
+    admit(batch, rows)
+    assert [len(d.samples) for d in batch] == [1, 1, 0]
+    assert "before the device's first contract period 2026-01" in batch[2].rejects[0].reason
