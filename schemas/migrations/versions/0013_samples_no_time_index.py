@@ -18,7 +18,8 @@ Revises: 0012
 from __future__ import annotations
 
 from alembic import op
-from sqlalchemy import text
+
+from schemas.timeseries import PARTITIONED, samples_backend
 
 revision = "0013"
 down_revision = "0012"
@@ -29,10 +30,7 @@ INDEX = "samples_ts_idx"
 
 
 def _hypertable() -> bool:
-    kind = op.get_bind().execute(
-        text("SELECT relkind FROM pg_class WHERE oid = 'samples'::regclass")
-    )
-    return kind.scalar() != "p"
+    return samples_backend(op.get_bind()) != PARTITIONED
 
 
 def upgrade() -> None:

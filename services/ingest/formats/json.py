@@ -100,7 +100,7 @@ def _general(message: Message, device_id: str) -> Decoded:
         return whole(message, device_id, "bad JSON: nested too deeply")
     except (ValueError, Invalid) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return whole(message, device_id, reason_of(exc))
-    if not is_batch:  # the usual MQTT message: one sample, accepted or refused whole
+    if not is_batch:  # one sample: accepted or refused whole
         try:
             return Decoded(message, device_id, [_sample(items[0], device_id)])
         except (ValidationError, Invalid) as exc:
