@@ -137,7 +137,7 @@ def _same(a: Decoded, b: Decoded) -> bool:
     )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     items=st.lists(samples(), min_size=1, max_size=3),
     batch=st.booleans(),
