@@ -461,9 +461,14 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def proc_cpu(pid: int) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return stat_cpu(Path(f"/proc/{pid}/stat"))
     except OSError:
         return 0.0
+
+
+def stat_cpu(stat: Path) -> float:
+    """CPU seconds (utime + stime) of a process's or a thread's ``stat`` file under /proc."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 

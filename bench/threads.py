@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TICK = os.sysconf("SC_CLK_TCK")
+from ingest import stat_cpu  # bench/ingest.py
+
 NAMED = re.compile(r'Thread (\d+) \(\w+\): "([^"]+)"')
 
 
@@ -55,12 +56,9 @@ def ingesters() -> dict[int, str]:
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-    return out
+    """CPU seconds of each thread of ``pid``."""
+    task = Path(f"/proc/{pid}/task")
+    return {int(t.name): stat_cpu(t / "stat") for t in task.iterdir()}
 
 
 def names(pid: int, spy: str | None) -> dict[int, str]:
