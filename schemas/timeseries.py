@@ -100,6 +100,9 @@ def ensure_partitions(conn: Connection, months: Iterable[datetime]) -> list[str]
     wanted = sorted({month_start(m) for m in months})
     if not wanted:
         return []
+    if conn.info.get(_FORGOTTEN_KEY) != _forgotten[0]:  # a write found one gone since
+        conn.info[_PARTITIONS_KEY] = set()
+        conn.info[_FORGOTTEN_KEY] = _forgotten[0]
     known: set[str] = conn.info.setdefault(_PARTITIONS_KEY, set())
     conn.info[_ASSUMED_KEY] = all(partition_name(m) in known for m in wanted)
     if conn.info[_ASSUMED_KEY]:
@@ -132,17 +135,23 @@ def ensure_partitions(conn: Connection, months: Iterable[datetime]) -> list[str]
 
 
 def forget_partitions(conn: Connection) -> bool:
-    """Forget the partitions this connection knows of: after a failed write, look again.
+    """Forget the partitions every connection of this process knows of: after a failed write, look again.
 
     Returns whether the last ``ensure_partitions`` went by that memory alone
-    (then a partition dropped since may be why the write failed).
+    (then a partition dropped since may be why the write failed). Every
+    pooled connection remembers the dropped partition too: were only this
+    one to forget, each retry could take another pooled connection that
+    still remembers it, and fail the same way.
     """
     conn.info.pop(_PARTITIONS_KEY, None)
+    _forgotten[0] += 1
     return bool(conn.info.pop(_ASSUMED_KEY, False))
 
 
 _PARTITIONS_KEY = "viu.samples_partitions"
 _ASSUMED_KEY = "viu.samples_partitions_assumed"
+_FORGOTTEN_KEY = "viu.samples_partitions_forgotten"
+_forgotten = [0]  # how many times a connection of this process forgot: all forget then
 
 
 def months_around(now: datetime, back: int, ahead: int) -> list[datetime]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from schemas.timeseries import PARTITIONED
+from schemas.timeseries import PARTITIONED, ensure_partitions
 from services.ingest import pipeline, writer
 from services.ingest.decode import decode
 from services.ingest.stats import Outcome
@@ -66,7 +67,9 @@ def test_same_identity_twice_in_one_batch_is_stored_then_corrected(
     out = write("d1", payload(sample(0), sample(0, throughput=7), sample(0, throughput=7)))
     assert (out.stored, out.corrections, out.duplicates) == (1, 1, 1)
     assert rows(db, "SELECT throughput FROM samples") == [{"throughput": 7}]
-    assert rows(db, "SELECT samples, throughput FROM rollups") == [{"samples": 1, "throughput": 7}]
+    assert rows(db, "SELECT samples, throughput FROM rollups") == [
+        {"samples": 1, "throughput": 7}
+    ]
 
 
 def test_late_and_out_of_order_samples_are_accepted(db: Engine, write: Write) -> None:
@@ -202,6 +205,12 @@ def test_a_partition_dropped_after_it_was_seen_is_created_again(
     register(db, "d1")
     september = -24 * 60  # minutes from T0: 30 September
     assert write("d1", payload(sample(september))).stored == 1
+    # every pooled connection remembers the partition (each retry may take another)
+    held = [db.connect() for _ in range(db.pool.size())]  # type: ignore[attr-defined]
+    for conn in held:
+        ensure_partitions(conn, [T0 - timedelta(days=1)])
+    for conn in held:
+        conn.close()
     with db.begin() as conn:
         conn.execute(text("DROP TABLE samples_y2026m09"))
     out = write("d1", payload(sample(september + 5)))
