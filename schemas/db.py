@@ -7,6 +7,8 @@ PostgreSQL-only parts: partitioning, hypertables, triggers);
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -157,19 +159,27 @@ sample_revisions = Table(
     Column("revised_at", DateTime(timezone=True), nullable=False),
 )
 
-rollups = Table(
-    "rollups",
-    metadata,
-    Column("device_id", String(64), primary_key=True),
-    Column("bucket", DateTime(timezone=True), primary_key=True),
-    Column("samples", BigInteger, nullable=False),
-    Column("reported_s", BigInteger, nullable=False),
-    Column("uptime_min", Numeric, nullable=False),
-    Column("quality_min", Numeric, nullable=False),
-    Column("throughput", Numeric, nullable=False),
-    *(Column(down_column(c), Numeric, nullable=False) for c in DOWNTIME_CAUSES),
-    Column("last_received_at", DateTime(timezone=True), nullable=False),
-)
+
+def _rollup_columns(*, keyed: bool) -> list[Column[Any]]:
+    """A device's 15-minute bucket and its sums (``keyed``: the pair is the primary key)."""
+    return [
+        Column("device_id", String(64), primary_key=keyed, nullable=False),
+        Column("bucket", DateTime(timezone=True), primary_key=keyed, nullable=False),
+        Column("samples", BigInteger, nullable=False),
+        Column("reported_s", BigInteger, nullable=False),
+        Column("uptime_min", Numeric, nullable=False),
+        Column("quality_min", Numeric, nullable=False),
+        Column("throughput", Numeric, nullable=False),
+        *(Column(down_column(c), Numeric, nullable=False) for c in DOWNTIME_CAUSES),
+        Column("last_received_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+rollups = Table("rollups", metadata, *_rollup_columns(keyed=True))
+# What writes added since the last fold (``services.ingest.rollups``), any
+# number of rows per device and bucket; the view ``rollup_totals`` (migration
+# 0014) is rollups plus these, one row per device and bucket.
+rollup_deltas = Table("rollup_deltas", metadata, *_rollup_columns(keyed=False))
 
 # Not named ``annotations``: that would shadow ``from __future__ import annotations``.
 annotation_table = Table(

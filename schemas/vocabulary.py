@@ -14,7 +14,8 @@ from typing import Literal, get_args
 
 DowntimeCause = Literal["unplanned", "planned", "customer", "external"]
 """Why an interval's non-running minutes happened (spec §1.2). A new cause also
-needs a ``down_<cause>`` rollup column (a migration)."""
+needs a ``down_<cause>`` column in ``rollups`` and ``rollup_deltas`` and in the
+view ``rollup_totals`` (a migration)."""
 DOWNTIME_CAUSES: tuple[DowntimeCause, ...] = get_args(DowntimeCause)
 DEFAULT_CAUSE: DowntimeCause = "unplanned"
 DEFAULT_EXCUSED_CAUSES: tuple[DowntimeCause, ...] = ("planned", "customer", "external")

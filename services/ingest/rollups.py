@@ -5,6 +5,15 @@ a contract month in any zone is an exact union of buckets and settlement never
 needs raw samples. Each write adds (new - old) deltas in its own transaction;
 an annotation recomputes the buckets it touches from the samples.
 
+A write does not add its deltas to ``rollups`` itself: it appends them to
+``rollup_deltas`` (``append``), a table without an index, so a write looks
+nothing up and locks no rollup row (two writers never queue on a bucket).
+``fold`` moves every appended delta into ``rollups`` in one statement, one
+row version per device and bucket for all the deltas since the last fold;
+the ingester folds every second (``FOLD_EVERY_S``), the settlement tick
+before it settles. Readers read the view ``rollup_totals`` (rollups plus the
+deltas not folded yet), so when a fold runs changes no figure.
+
 The effective cause of a sample is that of the latest *approved* annotation
 covering its ``ts``, else its own ``downtime_cause``: a pending annotation
 (one party's, awaiting the other's approval, spec §1.3) moves no money.
@@ -14,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from schemas.db import down_column, rollups
 from schemas.vocabulary import DOWNTIME_CAUSES
@@ -33,6 +42,35 @@ def effective_cause(t: str) -> str:
     )
 
 
+def _cause(annotated: str | None) -> str:
+    cause = effective_cause("x")
+    if annotated is not None:
+        cause = f"CASE WHEN {annotated} THEN {cause} ELSE x.downtime_cause END"
+    return cause
+
+
+def _weight(sign: str) -> str:
+    # PostgreSQL does not fold "1 * x": a weight of 1 (every new row) is left
+    # out, which spares a numeric multiplication per row and column.
+    return "" if sign == "1" else f"{sign} * "
+
+
+def _per_row(source: str, sign: str, annotated: str | None) -> str:
+    """SELECT of one rollup delta row per row of ``source``, weighted by ``sign`` (alias ``s``).
+
+    No aggregation: a batch rarely holds two samples of a device's bucket, and
+    ``fold`` sums them all anyway. ``annotated`` as in ``_aggregate``.
+    """
+    w = _weight(sign)
+    down = f"trim_scale({w}{DOWN_MIN.format(t='s')})"
+    downs = ", ".join(f"CASE WHEN s.eff = '{c}' THEN {down} ELSE 0 END" for c in DOWNTIME_CAUSES)
+    return f"""
+        SELECT s.device_id, {BUCKET.format(t="s")}, {sign}, {w}s.interval_s,
+               {w}s.uptime_min, {w}s.quality_min, {w}s.throughput, {downs}, s.received_at
+        FROM (SELECT x.*, {_cause(annotated)} AS eff FROM {source} x OFFSET 0) s
+    """
+
+
 def _aggregate(source: str, sign: str, annotated: str | None = None) -> str:
     """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``.
 
@@ -42,12 +80,7 @@ def _aggregate(source: str, sign: str, annotated: str | None = None) -> str:
     row of ``source``; the lookup is then skipped and the effective cause is
     the sample's own. None: always look it up.
     """
-    cause = effective_cause("x")
-    if annotated is not None:
-        cause = f"CASE WHEN {annotated} THEN {cause} ELSE x.downtime_cause END"
-    # PostgreSQL does not fold "1 * x": a weight of 1 (every new row) is left
-    # out, which spares a numeric multiplication per row and column.
-    w = "" if sign == "1" else f"{sign} * "
+    w = _weight(sign)
     downs = ",\n".join(
         f"trim_scale(coalesce(sum({w}{DOWN_MIN.format(t='s')}) FILTER (WHERE s.eff = '{c}'), 0))"
         for c in DOWNTIME_CAUSES
@@ -59,7 +92,7 @@ def _aggregate(source: str, sign: str, annotated: str | None = None) -> str:
                trim_scale(sum({w}s.throughput)),
                {downs},
                max(s.received_at)
-        FROM (SELECT x.*, {cause} AS eff FROM {source} x OFFSET 0) s
+        FROM (SELECT x.*, {_cause(annotated)} AS eff FROM {source} x OFFSET 0) s
         GROUP BY 1, 2 ORDER BY 1, 2
     """
 
@@ -75,17 +108,70 @@ ADDED = (
 )
 
 
-def upsert(deltas: str, sign: str = "s.sign", annotated: str | None = None) -> str:
-    """SQL adding the rows of ``deltas`` (a table or subquery), each weighted by ``sign``, to the rollups.
+def _adding(c: str) -> str:
+    return f"{c} = trim_scale(rollups.{c} + EXCLUDED.{c})"
+
+
+ADD_TO_ROLLUPS = (
+    f"ON CONFLICT (device_id, bucket) DO UPDATE SET {', '.join(map(_adding, ADDED))}, "
+    "last_received_at = greatest(rollups.last_received_at, EXCLUDED.last_received_at)"
+)
+
+
+def append(deltas: str, sign: str = "s.sign", annotated: str | None = None) -> str:
+    """SQL appending the rows of ``deltas`` (a table or subquery), each weighted by ``sign``, to ``rollup_deltas``.
 
     ``annotated`` as in ``_aggregate``; the writer's has parameters of its own.
+    One row per row of ``deltas``; nothing is looked up or locked.
     """
-    sets = ", ".join(f"{c} = trim_scale(rollups.{c} + EXCLUDED.{c})" for c in ADDED)
-    return (
-        f"INSERT INTO rollups ({COLUMNS}) {_aggregate(deltas, sign, annotated)} "
-        f"ON CONFLICT (device_id, bucket) DO UPDATE SET {sets}, "
-        "last_received_at = greatest(rollups.last_received_at, EXCLUDED.last_received_at)"
-    )
+    return f"INSERT INTO rollup_deltas ({COLUMNS}) {_per_row(deltas, sign, annotated)}"
+
+
+FOLD_EVERY_S = 1.0
+# One fold at a time, and never while an annotation rebuilds buckets
+# (``rebuild_rollups`` takes it too).
+_FOLD_KEY = "hashtextextended('viu.rollups.fold', 0)"
+FOLD_LOCK = f"SELECT pg_advisory_xact_lock({_FOLD_KEY})"
+TRY_FOLD_LOCK = f"SELECT pg_try_advisory_xact_lock({_FOLD_KEY})"
+_SUMMED = ", ".join(
+    [f"sum({c})" for c in ADDED[:2]]
+    + [f"trim_scale(sum({c}))" for c in ADDED[2:]]
+    + ["max(last_received_at)"]
+)
+# The deltas this statement's snapshot sees leave rollup_deltas and enter
+# rollups together; deltas committed after it started stay for the next fold.
+FOLD = f"""
+WITH moved AS (DELETE FROM rollup_deltas RETURNING *)
+INSERT INTO rollups ({COLUMNS})
+SELECT device_id, bucket, {_SUMMED} FROM moved GROUP BY 1, 2 ORDER BY 1, 2
+{ADD_TO_ROLLUPS}
+"""
+
+
+def fold(conn: Connection, *, wait: bool = True) -> int | None:
+    """Move every delta appended so far into ``rollups``; returns the rollup rows written.
+
+    ``wait=False``: None at once if another session is folding (or
+    rebuilding): the ingester's periodic fold then has nothing to add.
+    """
+    if wait:
+        conn.execute(text(FOLD_LOCK))
+    elif not conn.execute(text(TRY_FOLD_LOCK)).scalar_one():
+        return None
+    return conn.execute(text(FOLD)).rowcount
+
+
+def vacuum_deltas(engine: Engine) -> None:
+    """Make the room of folded deltas reusable for the next ones (``VACUUM``, outside a transaction).
+
+    A fold deletes every row of ``rollup_deltas``; until a vacuum records the
+    freed room, the next deltas go to new pages at the end, and every fold
+    scans them all. Autovacuum comes at most once a minute: at 30,000 samples
+    a second the table would grow by a quarter of a GB in between. SKIP_LOCKED:
+    when another ingester vacuums it, this one has nothing to add.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM (SKIP_LOCKED) rollup_deltas"))
 
 
 def rebuild_rollups(conn: Connection, device_id: str, from_ts: datetime, to_ts: datetime) -> None:
@@ -96,13 +182,15 @@ def rebuild_rollups(conn: Connection, device_id: str, from_ts: datetime, to_ts: 
         "date_bin('15 minutes', CAST(:t AS timestamptz) - INTERVAL '1 microsecond', "
         "TIMESTAMPTZ '2000-01-01 00:00:00+00') + INTERVAL '15 minutes'",
     )
-    conn.execute(
-        text(
-            f"DELETE FROM rollups WHERE device_id = :d AND bucket >= {bounds[0]} "
-            f"AND bucket < {bounds[1]}"
-        ),
-        params,
-    )
+    conn.execute(text(FOLD_LOCK))
+    for table in ("rollup_deltas", "rollups"):
+        conn.execute(
+            text(
+                f"DELETE FROM {table} WHERE device_id = :d AND bucket >= {bounds[0]} "
+                f"AND bucket < {bounds[1]}"
+            ),
+            params,
+        )
     source = (
         f"(SELECT * FROM samples WHERE device_id = :d AND ts >= {bounds[0]} AND ts < {bounds[1]})"
     )

@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 
 from services import dberrors
 from services.config import Settings
-from services.ingest import formats, metrics, pipeline, writer
+from services.ingest import formats, metrics, pipeline, rollups, writer
 from services.ingest.admission import Window
 from services.ingest.buffer import Batch, Buffer
 from services.ingest.decode import Decoded, Message, decode
@@ -85,12 +85,15 @@ class IngestService:
         self._switch_interval = sys.getswitchinterval()  # the process's, restored by stop()
         self._decoder = self._thread("decoder", self._decode_loop, self._decoder_ended)
         self._writer = self._thread("writer", self._write_loop)
+        self._folder = self._thread("folder", self._fold_loop)
+        self._fold_failing = False
 
     def start(self) -> None:
         self._switch_interval = sys.getswitchinterval()
         tune_runtime(self.settings.ingest_switch_interval_us)
         self._writer.start()
         self._decoder.start()
+        self._folder.start()
         self.consumer.start()
 
     def is_connected(self) -> bool:
@@ -118,6 +121,8 @@ class IngestService:
         self.buffer.close()
         self._decoder.join(STOP_FLUSH_S + 5)
         self._writer.join(max(0.0, self._give_up_at + 5 - time.monotonic()))
+        self._folder.join(5)
+        self._fold()  # what the last batches appended
         self.consumer.stop()
         sys.setswitchinterval(self._switch_interval)  # the rest of the process as it was
 
@@ -180,6 +185,36 @@ class IngestService:
 
     def _decoder_ended(self) -> None:
         self._ready.put(None)
+
+    def _fold_loop(self) -> None:
+        """Fold the writes' rollup deltas into the rollups every ``FOLD_EVERY_S``.
+
+        On a connection of its own, so the writer never waits for it.
+        Readers add what is not folded yet (``rollup_totals``): a late or
+        failed fold changes no figure, it only leaves more rows to add.
+        """
+        while not self._stopping.wait(rollups.FOLD_EVERY_S):
+            self._fold()
+
+    def _fold(self) -> None:
+        try:
+            written = pipeline.in_transaction(
+                self.engine, lambda conn: rollups.fold(conn, wait=False), attempts=1
+            )
+            if written:
+                rollups.vacuum_deltas(self.engine)
+        except Exception as exc:
+            # Once per failing stretch: the writer reports the database itself.
+            level = logging.DEBUG if self._fold_failing else logging.WARNING
+            log.log(
+                level,
+                "folding rollup deltas failed (%s); next try in %.0f s",
+                dberrors.reason(exc),
+                rollups.FOLD_EVERY_S,
+            )
+            self._fold_failing = True
+        else:
+            self._fold_failing = False
 
     def _write_loop(self) -> None:
         if self._writing is not None:  # a batch the failed writer had not committed

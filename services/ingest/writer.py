@@ -1,8 +1,9 @@
 """The one write path: MQTT, HTTP and dead-letter replay all end here.
 
 One transaction stores the samples (COPY into a staging table, then
-set-based SQL), keeps the previous values of corrected samples, updates the
-rollups, files the dead letters and adds to the persisted counters. Because
+set-based SQL), keeps the previous values of corrected samples, appends the
+rollup deltas (``rollups.fold`` adds them to the rollups later), files the
+dead letters and adds to the persisted counters. Because
 a sample that is already stored with identical content changes nothing, a
 redelivered batch is harmless: callers acknowledge after the commit and may
 retry freely before it.
@@ -141,8 +142,8 @@ ANNOTATED = (
     "JOIN annotations a ON a.device_id = u.id "
     "WHERE a.from_ts <= %(last)s AND a.to_ts > %(first)s))"
 )
-ROLLUPS_OF_NEW = rollups.upsert(FIRST_GENERATION, "1", ANNOTATED)
-ROLLUPS_OF_DELTAS = rollups.upsert("_viu_delta", annotated=ANNOTATED)
+ROLLUPS_OF_NEW = rollups.append(FIRST_GENERATION, "1", ANNOTATED)
+ROLLUPS_OF_DELTAS = rollups.append("_viu_delta", annotated=ANNOTATED)
 
 
 def write_messages(
@@ -159,8 +160,8 @@ def write_decoded(
 
     The usual batch (new samples, nothing refused) takes four round trips
     and the commit: one opens the write (device locks, the work table, the
-    screen's question), two are the COPY, and one stores (savepoint, rollups,
-    counters, insert), each several statements in a psycopg pipeline.
+    screen's question), two are the COPY, and one stores (savepoint, rollup
+    deltas, counters, insert), each several statements in a psycopg pipeline.
     """
     ids = wanted(batch)
     if ids:

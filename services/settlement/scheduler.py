@@ -23,8 +23,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from schemas.periods import Period, period_bounds, period_of, zone
+from services import dberrors
 from services.config import Settings
 from services.errors import Conflict
+from services.ingest import rollups
 from services.settlement import contracts, outlook, runs
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def tick(
     """Run every due, unclaimed job once; returns the jobs this process ran."""
     now = now or datetime.now(UTC)
     started = time.perf_counter()
+    _fold(engine)
     with engine.connect() as conn:
         jobs = due_jobs(conn, settings, now)
     done: list[Job] = []
@@ -96,6 +99,20 @@ def tick(
             time.perf_counter() - started,
         )
     return done
+
+
+def _fold(engine: Engine) -> None:
+    """Fold the rollup deltas that writes appended, where no ingester folds them.
+
+    An API that only takes HTTP telemetry has no ingester; without this the
+    deltas would pile up. Settlement reads the same figures either way
+    (``rollup_totals``), so a failure here is logged and the tick goes on.
+    """
+    try:
+        with engine.begin() as conn:
+            rollups.fold(conn, wait=False)
+    except Exception as exc:
+        log.warning("folding rollup deltas before the tick failed: %s", dberrors.reason(exc))
 
 
 def _run_jobs(

@@ -1,4 +1,9 @@
-"""Per-device period quantities, read from the 15-minute rollups (never raw samples)."""
+"""Per-device period quantities, read from the 15-minute rollups (never raw samples).
+
+``rollup_totals`` is the rollups with the deltas that writes appended since
+the last fold (``services.ingest.rollups``): a figure read here does not
+depend on when the fold ran.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ USAGE_SQL = text(
            sum(throughput)  AS throughput,
            {", ".join(f"sum({down_column(c)}) AS {down_column(c)}" for c in DOWNTIME_CAUSES)},
            max(last_received_at) AS watermark
-      FROM rollups
+      FROM rollup_totals
      WHERE device_id = ANY(:devices) AND bucket >= :start AND bucket < :end
      GROUP BY device_id
     """

@@ -67,7 +67,7 @@ def rollups_match_samples(db: Engine) -> None:
                  count(*) n, sum(uptime_min) up, sum(throughput) t
           FROM samples GROUP BY 1, 2) s
         FULL JOIN (SELECT device_id, bucket b, samples n, uptime_min up, throughput t
-                   FROM rollups) r USING (device_id, b)
+                   FROM rollup_totals) r USING (device_id, b)
         WHERE s.n IS DISTINCT FROM r.n OR s.up IS DISTINCT FROM r.up OR s.t IS DISTINCT FROM r.t
         """,
     )
@@ -132,7 +132,7 @@ def test_a_new_sample_and_an_annotation_in_a_compressed_chunk(
     ok(api.post("/v1/annotations", json=note, headers=admin), 201)
     down = ok(api.post(f"/v1/telemetry/{DEVICE}", json=day(5, uptime=0), headers=admin))
     assert down["corrections"] == 1
-    (r,) = rows(db, "SELECT sum(down_planned) p, sum(down_unplanned) u FROM rollups")
+    (r,) = rows(db, "SELECT sum(down_planned) p, sum(down_unplanned) u FROM rollup_totals")
     assert (r["p"], r["u"]) == (1440, 0)  # 5 Feb is annotated planned
     rollups_match_samples(db)
     assert run(api, admin, "LC-1", "2026-02")["results"][0]["outcome"] == "adjustment"

@@ -189,7 +189,9 @@ def test_annotation_reclassifies_rollups(api: Any, admin: Headers, db: Engine) -
     )
     assert r.status_code == 201, r.text
     assert r.json()["author"].startswith("token:")
-    buckets = rows(db, "SELECT bucket, down_planned, down_unplanned FROM rollups ORDER BY bucket")
+    buckets = rows(
+        db, "SELECT bucket, down_planned, down_unplanned FROM rollup_totals ORDER BY bucket"
+    )
     assert [(b["down_planned"], b["down_unplanned"]) for b in buckets] == [
         (Decimal("1"), 0),
         (0, Decimal("0.5")),

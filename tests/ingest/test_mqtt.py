@@ -69,11 +69,19 @@ def test_many_messages_are_stored_exactly_once(
     service: IngestService, db: Engine, mqtt_url: str
 ) -> None:
     register(db, "probe", "m2")
+    vacuums = "SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'rollup_deltas'"
+    before = rows(db, vacuums)[0]["n"]
     prefix = service.settings.mqtt_topic_prefix
     wait_subscribed(db, mqtt_url, prefix)
     publish_samples(mqtt_url, f"{prefix}/m2/telemetry", 500)
     wait_until(lambda: stored(db, "m2") == 500, 30, "500 samples")
     assert totals(db)["stored"] == 501
+    # the ingester folds the writes' rollup deltas by itself, every second
+    folded = "SELECT coalesce(sum(samples), 0) AS n FROM rollups WHERE device_id = 'm2'"
+    wait_until(lambda: rows(db, folded) == [{"n": 500}], 10, "500 samples folded into rollups")
+    assert rows(db, "SELECT count(*) AS n FROM rollup_deltas WHERE device_id = 'm2'") == [{"n": 0}]
+    # and vacuums them, so the next deltas reuse the room (statistics lag a little)
+    wait_until(lambda: rows(db, vacuums)[0]["n"] > before, 10, "rollup_deltas vacuumed")
 
 
 @pytest.fixture

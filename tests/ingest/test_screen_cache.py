@@ -98,7 +98,7 @@ def test_emptying_the_tables_with_triggers_off_still_moves_the_epoch(db: Engine)
     assert write(db, "t-1", 0) == (1, 0)
     with db.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
-        conn.execute(text("TRUNCATE devices, samples, rollups CASCADE"))
+        conn.execute(text("TRUNCATE devices, samples, rollups, rollup_deltas CASCADE"))
     assert write(db, "t-1", 5) == (0, 1)
 
 

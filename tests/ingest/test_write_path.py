@@ -39,11 +39,11 @@ def test_duplicate_changes_nothing(db: Engine, write: Write) -> None:
     register(db, "d1")
     write("d1", payload(sample(0)))
     before = rows(db, "SELECT * FROM samples")
-    rollup = rows(db, "SELECT * FROM rollups")
+    rollup = rows(db, "SELECT * FROM rollup_totals")
     out = write("d1", payload(sample(0, uptime_min=Decimal("4.50"))))
     assert (out.stored, out.duplicates, out.corrections) == (0, 1, 0)
     assert rows(db, "SELECT * FROM samples") == before
-    assert rows(db, "SELECT * FROM rollups") == rollup
+    assert rows(db, "SELECT * FROM rollup_totals") == rollup
     assert rows(db, "SELECT * FROM sample_revisions") == []
 
 
@@ -56,7 +56,7 @@ def test_correction_replaces_values_and_keeps_the_revision(db: Engine, write: Wr
     assert now == {"throughput": 0, "downtime_cause": "planned"}
     (rev,) = rows(db, "SELECT throughput, downtime_cause, revised_at FROM sample_revisions")
     assert rev["throughput"] == Decimal("12.125") and rev["downtime_cause"] == "unplanned"
-    (r,) = rows(db, "SELECT samples, throughput, down_planned, down_unplanned FROM rollups")
+    (r,) = rows(db, "SELECT samples, throughput, down_planned, down_unplanned FROM rollup_totals")
     assert r == {"samples": 1, "throughput": 0, "down_planned": Decimal("0.5"), "down_unplanned": 0}
 
 
@@ -67,7 +67,7 @@ def test_same_identity_twice_in_one_batch_is_stored_then_corrected(
     out = write("d1", payload(sample(0), sample(0, throughput=7), sample(0, throughput=7)))
     assert (out.stored, out.corrections, out.duplicates) == (1, 1, 1)
     assert rows(db, "SELECT throughput FROM samples") == [{"throughput": 7}]
-    assert rows(db, "SELECT samples, throughput FROM rollups") == [
+    assert rows(db, "SELECT samples, throughput FROM rollup_totals") == [
         {"samples": 1, "throughput": 7}
     ]
 
@@ -129,7 +129,7 @@ def test_batch_of_stored_and_new_samples_is_classified_one_by_one(db: Engine, wr
     assert (out.stored, out.duplicates, out.corrections) == (1, 1, 1)
     stored = rows(db, "SELECT ts, throughput FROM samples ORDER BY ts")
     assert [str(r["throughput"]) for r in stored] == ["12.125", "1", "2.50"]
-    (r,) = rows(db, "SELECT samples, throughput FROM rollups")
+    (r,) = rows(db, "SELECT samples, throughput FROM rollup_totals")
     assert r == {"samples": 3, "throughput": Decimal("15.625")}
     assert len(rows(db, "SELECT 1 FROM sample_revisions")) == 1
 
@@ -193,7 +193,7 @@ def test_single_sample_messages_of_one_batch_across_month_ends(db: Engine, write
     got = rows(db, "SELECT ts, throughput FROM samples ORDER BY ts")
     assert [(r["ts"] - T0).total_seconds() / 60 for r in got] == [-5, 0, month_end - 5, month_end]
     assert [r["throughput"] for r in got] == [3, Decimal("12.125"), 12.125, 12.125]
-    assert rows(db, "SELECT sum(samples) AS n FROM rollups") == [{"n": 4}]
+    assert rows(db, "SELECT sum(samples) AS n FROM rollup_totals") == [{"n": 4}]
 
 
 def test_a_partition_dropped_after_it_was_seen_is_created_again(

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from schemas.periods import Period
+from services.ingest import pipeline
 from services.settlement import scheduler
 from services.settlement.scheduler import SettlementScheduler, close_due_at, tick
+from tests.ingest.conftest import message, payload, sample
 from tests.settlement.helpers import ok
 from tests.settlement.test_lifecycle import CONTRACT
 
@@ -46,6 +48,19 @@ def test_tick_drafts_the_current_month_and_catches_up_missed_closes(
             conn.execute(text("SELECT period FROM statements ORDER BY period")).scalars().all()
         )
     assert periods == ["2026-01", "2026-02", "2026-03", "2026-04"]
+
+
+def test_tick_folds_rollup_deltas_that_no_ingester_folded(api, admin, settings, db) -> None:  # type: ignore[no-untyped-def]
+    """An API taking HTTP telemetry alone has no ingester to fold; the tick does."""
+    ok(api.post("/v1/contracts", json=CONTRACT, headers=admin), 201)
+    pipeline.ingest(db, [message("lc-a", payload(sample(0), sample(5)))])
+    count = "SELECT (SELECT count(*) FROM rollup_deltas) AS d, (SELECT count(*) FROM rollups) AS r"
+    with db.connect() as conn:
+        assert conn.execute(text(count)).one() == (2, 0)
+    tick(db, settings, datetime(2026, 4, 10, 12, 0, tzinfo=UTC))
+    with db.connect() as conn:
+        assert conn.execute(text(count)).one() == (0, 1)
+        assert conn.execute(text("SELECT samples FROM rollups")).scalar_one() == 2
 
 
 SCRIPT = """
