@@ -47,7 +47,7 @@ from ingest import (
 )
 
 from services.db import make_engine
-from services.ingest import pipeline, writer
+from services.ingest import pipeline, rollups, writer
 from services.ingest.decode import Message, decode
 
 
@@ -93,6 +93,14 @@ def copy_reference(url: str, work: Workload) -> float:
             for row in rows:
                 copy.write_row(row)
         return time.perf_counter() - started
+
+
+def _fold(engine: Any) -> float:
+    """One fold of the appended rollup deltas, in its own transaction: its wall time."""
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        rollups.fold(conn)
+    return time.perf_counter() - started
 
 
 def _time_statements() -> dict[str, float]:
@@ -170,7 +178,12 @@ def main() -> int:
         engine = make_engine(url, pre_ping=a.pre_ping)  # the ingester's pool does not ping
         gc.freeze()
         gc.set_threshold(50_000, 20, 10)
-        decode_cpu = write_cpu = write_wall = 0.0
+        decode_cpu = write_cpu = write_wall = fold_wall = 0.0
+        # The ingester folds the appended rollup deltas every FOLD_EVERY_S on a
+        # connection of its own; here the folds are timed apart from the writes.
+        fold = getattr(rollups, "fold", None)
+        fold_every = getattr(rollups, "FOLD_EVERY_S", 1.0)
+        last_fold = time.perf_counter()
         statements = _time_statements()
         prof = cProfile.Profile() if a.profile else None
         for start in range(0, a.messages, per_batch):
@@ -194,6 +207,11 @@ def main() -> int:
             decode_cpu += t1 - t0
             write_cpu += t2 - t1
             assert outcome.stored == sum(len(d.samples) for d in decoded), outcome
+            if fold is not None and time.perf_counter() - last_fold >= fold_every:
+                fold_wall += _fold(engine)
+                last_fold = time.perf_counter()
+        if fold is not None:
+            fold_wall += _fold(engine)
         engine.dispose()
         statements = dict(statements)  # the writes' alone, not the reference COPY's
         n = work.samples
@@ -204,11 +222,14 @@ def main() -> int:
         print(f"decoder CPU      {decode_cpu * us:6.2f} µs/sample")
         print(f"writer CPU       {write_cpu * us:6.2f} µs/sample (its Python)")
         print(f"writer wall      {write_wall * us:6.2f} µs/sample (Python + waiting on PostgreSQL)")
-        print(f"decode + write   {(decode_cpu + write_wall) * us:6.2f} µs/sample serial")
+        if fold is not None:
+            print(f"fold wall        {fold_wall * us:6.2f} µs/sample (rollup deltas into rollups)")
+        total = decode_cpu + write_wall + fold_wall
+        print(f"decode + write   {total * us:6.2f} µs/sample serial")
         print(f"binary COPY      {copy_s * us:6.2f} µs/row (median of {copies})")
         for what, seconds in sorted(statements.items(), key=lambda kv: -kv[1]):
             print(f"  statement {seconds * us:6.2f} µs/sample  {what}")
-        serial = n / (decode_cpu + write_wall)
+        serial = n / total
         print(
             f"serial rate {serial:,.0f} samples/s = {serial * copy_s / n:.3f} of COPY "
             f"({n / copy_s:,.0f} rows/s)"
