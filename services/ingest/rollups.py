@@ -58,8 +58,8 @@ def _weight(sign: str) -> str:
 def _per_row(source: str, sign: str, annotated: str | None) -> str:
     """SELECT of one rollup delta row per row of ``source``, weighted by ``sign`` (alias ``s``).
 
-    No aggregation: a batch rarely holds two samples of a device's bucket, and
-    ``fold`` sums them all anyway. ``annotated`` as in ``_aggregate``.
+    No aggregation (``fold`` sums them all anyway). ``annotated`` as in
+    ``_aggregate``.
     """
     w = _weight(sign)
     down = f"trim_scale({w}{DOWN_MIN.format(t='s')})"
@@ -71,14 +71,17 @@ def _per_row(source: str, sign: str, annotated: str | None) -> str:
     """
 
 
-def _aggregate(source: str, sign: str, annotated: str | None = None) -> str:
+def _aggregate(
+    source: str, sign: str, annotated: str | None = None, *, ordered: bool = True
+) -> str:
     """SELECT of rollup rows from ``source`` (alias ``s``), each row weighted by ``sign``.
 
     ``OFFSET 0`` keeps the subquery from being flattened, so the effective
     cause is looked up once per row instead of once per cause column.
     ``annotated``: SQL of a boolean, false when no annotation can cover any
     row of ``source``; the lookup is then skipped and the effective cause is
-    the sample's own. None: always look it up.
+    the sample's own. None: always look it up. ``ordered``: in key order (an
+    upsert locks its rows in that order, so two never deadlock).
     """
     w = _weight(sign)
     downs = ",\n".join(
@@ -93,7 +96,7 @@ def _aggregate(source: str, sign: str, annotated: str | None = None) -> str:
                {downs},
                max(s.received_at)
         FROM (SELECT x.*, {_cause(annotated)} AS eff FROM {source} x OFFSET 0) s
-        GROUP BY 1, 2 ORDER BY 1, 2
+        GROUP BY 1, 2{" ORDER BY 1, 2" if ordered else ""}
     """
 
 
@@ -118,13 +121,24 @@ ADD_TO_ROLLUPS = (
 )
 
 
-def append(deltas: str, sign: str = "s.sign", annotated: str | None = None) -> str:
+def append(
+    deltas: str, sign: str = "s.sign", annotated: str | None = None, *, summed: bool = True
+) -> str:
     """SQL appending the rows of ``deltas`` (a table or subquery), each weighted by ``sign``, to ``rollup_deltas``.
 
     ``annotated`` as in ``_aggregate``; the writer's has parameters of its own.
-    One row per row of ``deltas``; nothing is looked up or locked.
+    Nothing is looked up or locked. ``summed``: one row per device and
+    bucket of ``deltas``, else one per row. Summing pays when a bucket holds
+    several rows (a 100-sample message: fewer rows to write and to fold);
+    with one sample per device, as in live single-sample traffic, the sums
+    only cost (measured, docs/benchmarks.md, issue 17 round 20).
     """
-    return f"INSERT INTO rollup_deltas ({COLUMNS}) {_per_row(deltas, sign, annotated)}"
+    rows = (
+        _aggregate(deltas, sign, annotated, ordered=False)
+        if summed
+        else _per_row(deltas, sign, annotated)
+    )
+    return f"INSERT INTO rollup_deltas ({COLUMNS}) {rows}"
 
 
 FOLD_EVERY_S = 1.0

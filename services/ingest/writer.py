@@ -142,7 +142,13 @@ ANNOTATED = (
     "JOIN annotations a ON a.device_id = u.id "
     "WHERE a.from_ts <= %(last)s AND a.to_ts > %(first)s))"
 )
-ROLLUPS_OF_NEW = rollups.append(FIRST_GENERATION, "1", ANNOTATED)
+# Per batch, one of two: rows summed per device and bucket when the batch
+# holds several samples per device (``SUMMED_FROM``), else one row per sample.
+ROLLUPS_OF_NEW = {
+    summed: rollups.append(FIRST_GENERATION, "1", ANNOTATED, summed=summed)
+    for summed in (True, False)
+}
+SUMMED_FROM = 2  # samples per device in the batch, on average
 ROLLUPS_OF_DELTAS = rollups.append("_viu_delta", annotated=ANNOTATED)
 
 
@@ -447,7 +453,8 @@ def _stage_and_insert(
     counts = None
     if count and last == 1:  # all new, this is the whole outcome
         counts = Outcome(received=outcome.received, stored=st.sizes[1]).counts()
-    if _insert_all_new(conn, span, counts):
+    summed = st.size >= SUMMED_FROM * len(st.devices)
+    if _insert_all_new(conn, span, counts, summed=summed):
         outcome.stored += st.sizes[1]
         first = 2
     if first > last:
@@ -461,11 +468,14 @@ def _stage_and_insert(
     return False
 
 
-def _insert_all_new(conn: Connection, span: dict[str, Any], counts: dict[str, int] | None) -> bool:
+def _insert_all_new(
+    conn: Connection, span: dict[str, Any], counts: dict[str, int] | None, *, summed: bool
+) -> bool:
     """Store the first generation with a plain INSERT, if none of it is stored yet.
 
     The usual case (new data) then needs no classification: every staged row
-    is new and the staging table itself is the rollup delta. One stored row
+    is new and the staging table itself is the rollup delta (``summed``: per
+    device and bucket, ``rollups.append``). One stored row
     (a redelivery, a correction) undoes the attempt, and the caller classifies.
     (Adding the rollups in the same statement, from the INSERT's RETURNING
     rows, was measured slower: 6.3 against 5.5 µs per sample.)
@@ -482,7 +492,7 @@ def _insert_all_new(conn: Connection, span: dict[str, Any], counts: dict[str, in
     try:
         with raw.pipeline():
             raw.execute(f"SAVEPOINT {ALL_NEW_SAVEPOINT}", prepare=False)
-            raw.execute(ROLLUPS_OF_NEW, span)
+            raw.execute(ROLLUPS_OF_NEW[summed], span)
             if counts is not None:
                 raw.execute(stats.ADD, counts, prepare=False)
             raw.execute(INSERT_ALL_NEW, prepare=False)
