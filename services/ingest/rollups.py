@@ -11,8 +11,9 @@ nothing up and locks no rollup row (two writers never queue on a bucket).
 ``fold`` moves every appended delta into ``rollups`` in one statement, one
 row version per device and bucket for all the deltas since the last fold;
 the ingester folds every second (``FOLD_EVERY_S``), the settlement tick
-before it settles. Readers read the view ``rollup_totals`` (rollups plus the
-deltas not folded yet), so when a fold runs changes no figure.
+before it settles. Readers add the deltas not folded yet to the rollups
+(settlement's ``usage``; the view ``rollup_totals`` per bucket), so when a
+fold runs changes no figure.
 
 The effective cause of a sample is that of the latest *approved* annotation
 covering its ``ts``, else its own ``downtime_cause``: a pending annotation

@@ -190,7 +190,7 @@ class IngestService:
         """Fold the writes' rollup deltas into the rollups every ``FOLD_EVERY_S``.
 
         On a connection of its own, so the writer never waits for it.
-        Readers add what is not folded yet (``rollup_totals``): a late or
+        Readers add what is not folded yet (``rollups``): a late or
         failed fold changes no figure, it only leaves more rows to add.
         """
         while not self._stopping.wait(rollups.FOLD_EVERY_S):

@@ -106,7 +106,7 @@ def _fold(engine: Engine) -> None:
 
     An API that only takes HTTP telemetry has no ingester; without this the
     deltas would pile up. Settlement reads the same figures either way
-    (``rollup_totals``), so a failure here is logged and the tick goes on.
+    (``usage``), so a failure here is logged and the tick goes on.
     """
     try:
         with engine.begin() as conn:

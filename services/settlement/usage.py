@@ -1,8 +1,8 @@
 """Per-device period quantities, read from the 15-minute rollups (never raw samples).
 
-``rollup_totals`` is the rollups with the deltas that writes appended since
-the last fold (``services.ingest.rollups``): a figure read here does not
-depend on when the fold ran.
+The rollups are read with the deltas that writes appended since the last
+fold (``services.ingest.rollups``), as the view ``rollup_totals`` has them: a
+figure read here does not depend on when the fold ran.
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ from services.settlement.kpis import DeviceUsage
 
 SIXTY = Decimal(60)
 
+_COLUMNS = (
+    "device_id, bucket, reported_s, uptime_min, quality_min, throughput, "
+    f"{', '.join(down_column(c) for c in DOWNTIME_CAUSES)}, last_received_at"
+)
+# rollup_totals without its sums per bucket: summed per device here anyway,
+# and a month of a fleet is millions of buckets to group for nothing.
+_ROLLUPS_AND_DELTAS = (
+    f"(SELECT {_COLUMNS} FROM rollups UNION ALL SELECT {_COLUMNS} FROM rollup_deltas) r"
+)
 USAGE_SQL = text(
     f"""
     SELECT device_id,
@@ -30,7 +39,7 @@ USAGE_SQL = text(
            sum(throughput)  AS throughput,
            {", ".join(f"sum({down_column(c)}) AS {down_column(c)}" for c in DOWNTIME_CAUSES)},
            max(last_received_at) AS watermark
-      FROM rollup_totals
+      FROM {_ROLLUPS_AND_DELTAS}
      WHERE device_id = ANY(:devices) AND bucket >= :start AND bucket < :end
      GROUP BY device_id
     """

@@ -56,7 +56,8 @@ def test_tick_folds_rollup_deltas_that_no_ingester_folded(api, admin, settings, 
     pipeline.ingest(db, [message("lc-a", payload(sample(0), sample(5)))])
     count = "SELECT (SELECT count(*) FROM rollup_deltas) AS d, (SELECT count(*) FROM rollups) AS r"
     with db.connect() as conn:
-        assert conn.execute(text(count)).one() == (2, 0)
+        deltas, folded = conn.execute(text(count)).one()
+        assert deltas > 0 and folded == 0
     tick(db, settings, datetime(2026, 4, 10, 12, 0, tzinfo=UTC))
     with db.connect() as conn:
         assert conn.execute(text(count)).one() == (0, 1)

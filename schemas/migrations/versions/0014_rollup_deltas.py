@@ -9,10 +9,10 @@ with no index: nothing to look up, nothing to lock), and a fold
 the settlement tick) moves them into ``rollups`` in one statement, one row
 version per device and bucket for all the deltas since the last fold.
 
-Readers never see the difference: ``rollup_totals`` is ``rollups`` plus the
-deltas not folded yet, per device and bucket, and settlement reads it. The
-sums are exact (integers and numerics), so folding early or late changes no
-figure.
+Readers never see the difference: settlement reads ``rollups`` and the
+deltas not folded yet together, and the view ``rollup_totals`` shows them
+per device and bucket. The sums are exact (integers and numerics), so
+folding early or late changes no figure.
 
 Revision ID: 0014
 Revises: 0013
