@@ -21,6 +21,11 @@ THREAD_RESTARTS = Counter(
     "viu_ingest_thread_restarts", "Ingest worker threads restarted after an error", ["thread"]
 )
 CONNECTED = Gauge("viu_ingest_broker_connected", "1 while the MQTT session is up")
+FOLDS = Counter(
+    "viu_ingest_rollup_folds",
+    "Folds of rollup deltas into the rollups (folded, skipped: another folds, failed)",
+    ["outcome"],
+)
 
 
 def observe(outcome: Outcome, messages: int, seconds: float) -> None:

@@ -201,9 +201,11 @@ class IngestService:
             written = pipeline.in_transaction(
                 self.engine, lambda conn: rollups.fold(conn, wait=False), attempts=1
             )
+            metrics.FOLDS.labels(outcome="skipped" if written is None else "folded").inc()
             if written:
                 rollups.vacuum_deltas(self.engine)
         except Exception as exc:
+            metrics.FOLDS.labels(outcome="failed").inc()
             # Once per failing stretch: the writer reports the database itself.
             level = logging.DEBUG if self._fold_failing else logging.WARNING
             log.log(

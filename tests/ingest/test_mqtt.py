@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from services.config import Settings
 from services.embedded import EmbeddedBroker, start_mosquitto
+from services.ingest import metrics
 from services.ingest.service import IngestService
 from tests.ingest.conftest import payload, register, rows, sample
 from tests.ingest.mqtt_helpers import (
@@ -71,6 +72,8 @@ def test_many_messages_are_stored_exactly_once(
     register(db, "probe", "m2")
     vacuums = "SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'rollup_deltas'"
     before = rows(db, vacuums)[0]["n"]
+    folds = metrics.FOLDS.labels(outcome="folded")
+    folded_before = folds._value.get()
     prefix = service.settings.mqtt_topic_prefix
     wait_subscribed(db, mqtt_url, prefix)
     publish_samples(mqtt_url, f"{prefix}/m2/telemetry", 500)
@@ -82,6 +85,7 @@ def test_many_messages_are_stored_exactly_once(
     assert rows(db, "SELECT count(*) AS n FROM rollup_deltas WHERE device_id = 'm2'") == [{"n": 0}]
     # and vacuums them, so the next deltas reuse the room (statistics lag a little)
     wait_until(lambda: rows(db, vacuums)[0]["n"] > before, 10, "rollup_deltas vacuumed")
+    assert folds._value.get() > folded_before  # what /metrics shows
 
 
 @pytest.fixture
