@@ -217,6 +217,11 @@ def test_database_outage_mid_stream_loses_nothing(
         wait_until(lambda: stored(db, "o1") == 3000, 60, f"3000 samples, have {stored(db, 'o1')}")
         assert ing.terminate() == 0
         assert totals(db)["stored"] == 3001
+        # folds failed while the database was away; the deltas waited, and the
+        # folds after it (the last one at stop) moved every one into rollups
+        folded = "SELECT sum(samples) AS n FROM rollups WHERE device_id = 'o1'"
+        assert rows(db, folded) == [{"n": 3000}]
+        assert rows(db, "SELECT count(*) AS n FROM rollup_deltas") == [{"n": 0}]
     finally:
         ing.ensure_stopped()
         proxy.stop()
