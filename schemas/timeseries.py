@@ -135,17 +135,23 @@ def ensure_partitions(conn: Connection, months: Iterable[datetime]) -> list[str]
 
 
 def forget_partitions(conn: Connection) -> bool:
-    """Forget the partitions every connection of this process knows of: after a failed write, look again.
+    """Forget the partitions this connection knows of: after a failed write, look again.
 
     Returns whether the last ``ensure_partitions`` went by that memory alone
-    (then a partition dropped since may be why the write failed). Every
-    pooled connection remembers the dropped partition too: were only this
-    one to forget, each retry could take another pooled connection that
-    still remembers it, and fail the same way.
+    (then a partition dropped since may be why the write failed).
     """
     conn.info.pop(_PARTITIONS_KEY, None)
-    _forgotten[0] += 1
     return bool(conn.info.pop(_ASSUMED_KEY, False))
+
+
+def forget_partitions_everywhere() -> None:
+    """Make every connection of this process look again: a partition it may remember is gone.
+
+    Every pooled connection remembers the dropped partition too: were only
+    the failing one to forget, each retry could take another pooled
+    connection that still remembers it, and fail the same way.
+    """
+    _forgotten[0] += 1
 
 
 _PARTITIONS_KEY = "viu.samples_partitions"

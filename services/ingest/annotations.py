@@ -26,12 +26,22 @@ from schemas.telemetry import Annotation
 from schemas.vocabulary import AnnotationDecision, AnnotationStatus, Party
 from services import decisions
 from services.errors import Conflict, Forbidden, NotFound
-from services.ingest.rollups import rebuild_rollups
+from services.ingest.rollups import FOLD_LOCK, rebuild_rollups
 
 KIND = "annotation"
 
 
 def _lock_device(conn: Connection, device_id: str) -> None:
+    """The device's exclusive lock (writes hold it shared), after the rollups' fold lock.
+
+    ``rebuild_rollups`` needs the fold lock; taken there, after a device
+    lock, two transactions annotating two devices each (a dispute upheld
+    writes one annotation and withdraws another) could each hold a device
+    lock the other waits for. Taken first, every annotation transaction
+    locks in one order: the fold lock, then devices. Writers never take the
+    fold lock, folds never take a device lock.
+    """
+    conn.execute(text(FOLD_LOCK))
     conn.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended('viu.device:' || :d, 0))"),
         {"d": device_id},

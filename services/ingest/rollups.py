@@ -144,7 +144,8 @@ def append(
 
 FOLD_EVERY_S = 1.0
 # One fold at a time, and never while an annotation rebuilds buckets
-# (``rebuild_rollups`` takes it too).
+# (``rebuild_rollups`` takes it too; an annotation transaction takes it
+# before any device lock, ``annotations._lock_device``).
 _FOLD_KEY = "hashtextextended('viu.rollups.fold', 0)"
 FOLD_LOCK = f"SELECT pg_advisory_xact_lock({_FOLD_KEY})"
 TRY_FOLD_LOCK = f"SELECT pg_try_advisory_xact_lock({_FOLD_KEY})"

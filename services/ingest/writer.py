@@ -37,6 +37,7 @@ from schemas.timeseries import (
     PARTITIONED,
     ensure_partitions,
     forget_partitions,
+    forget_partitions_everywhere,
     month_start,
     next_month,
     samples_backend,
@@ -436,6 +437,7 @@ def _store_samples(conn: Connection, st: Staging, outcome: Outcome, *, count: bo
         if forget_partitions(conn) and dberrors.sqlstate(exc) == CHECK_VIOLATION:
             # "no partition of relation samples found for row": one may have been
             # dropped since this connection saw it; the retry looks in the catalog.
+            forget_partitions_everywhere()
             raise dberrors.Retry("a partition of samples is gone; writing the batch again") from exc
         raise
 

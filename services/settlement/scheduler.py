@@ -26,7 +26,7 @@ from schemas.periods import Period, period_bounds, period_of, zone
 from services import dberrors
 from services.config import Settings
 from services.errors import Conflict
-from services.ingest import rollups
+from services.ingest import metrics, rollups
 from services.settlement import contracts, outlook, runs
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,10 @@ def _fold(engine: Engine) -> None:
     """
     try:
         with engine.begin() as conn:
-            rollups.fold(conn, wait=False)
+            written = rollups.fold(conn, wait=False)
+        metrics.FOLDS.labels(outcome="skipped" if written is None else "folded").inc()
     except Exception as exc:
+        metrics.FOLDS.labels(outcome="failed").inc()
         log.warning("folding rollup deltas before the tick failed: %s", dberrors.reason(exc))
 
 

@@ -284,3 +284,44 @@ def test_folds_beside_writers_lose_nothing_and_count_nothing_twice(db: Engine) -
     assert stored_rollups(db) == expected
     fold(db)
     assert stored_rollups(db, "rollups") == expected
+
+
+def test_two_annotation_transactions_over_two_devices_never_deadlock(db: Engine) -> None:
+    """Annotation transactions take the fold lock before device locks (an upheld dispute
+    annotates one device and withdraws another in one transaction)."""
+    register(db, "a1", "b1")
+    failures: list[Exception] = []
+
+    def note(device: str, cause: str = "planned") -> Annotation:
+        start = START.isoformat()
+        end = (START + timedelta(minutes=30)).isoformat()
+        return Annotation.model_validate(
+            {"device_id": device, "from": start, "to": end, "cause": cause}
+        )
+
+    def other() -> None:
+        try:
+            with db.begin() as conn:
+                notes.create(conn, note("b1"), "test")
+        except Exception as exc:
+            failures.append(exc)
+
+    with db.connect() as first:
+        with first.begin():
+            notes.create(first, note("a1"), "test")
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join(0.5)  # the other transaction now waits for what this one holds
+            try:
+                notes.create(first, note("b1", "customer"), "test")
+            except Exception as exc:
+                failures.append(exc)
+                raise
+    thread.join(10)
+    assert failures == []
+    causes = rows(db, "SELECT device_id, cause FROM annotations ORDER BY id")
+    assert [(r["device_id"], r["cause"]) for r in causes] == [
+        ("a1", "planned"),
+        ("b1", "customer"),
+        ("b1", "planned"),
+    ]

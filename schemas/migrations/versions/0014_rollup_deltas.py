@@ -53,13 +53,21 @@ SELECT device_id, bucket, {SUMS}
 
 def upgrade() -> None:
     # LIKE copies the columns and their NOT NULL, not the primary key: no index.
-    op.execute("CREATE TABLE rollup_deltas (LIKE rollups)")
+    # The ingester vacuums the table after every fold, when it is empty: a
+    # vacuum would then try to truncate it, which needs a lock that every
+    # writer's insert conflicts with (and waits up to 5 s for it).
+    op.execute("CREATE TABLE rollup_deltas (LIKE rollups) WITH (vacuum_truncate = false)")
     op.execute(TOTALS)
 
 
 def downgrade() -> None:
-    # What was not folded yet goes into rollups first: nothing is lost.
-    sets = ", ".join(f"{c} = rollups.{c} + EXCLUDED.{c}" for c in COUNTS + AMOUNTS)
+    # What was not folded yet goes into rollups first: nothing is lost (the
+    # lock holds back writers that would append after the statement read).
+    op.execute("LOCK TABLE rollup_deltas IN EXCLUSIVE MODE")
+    sets = ", ".join(
+        [f"{c} = rollups.{c} + EXCLUDED.{c}" for c in COUNTS]
+        + [f"{c} = trim_scale(rollups.{c} + EXCLUDED.{c})" for c in AMOUNTS]
+    )
     op.execute(
         f"INSERT INTO rollups ({ALL}) SELECT device_id, bucket, {SUMS} FROM rollup_deltas "
         f"GROUP BY device_id, bucket ON CONFLICT (device_id, bucket) DO UPDATE SET {sets}, "
