@@ -306,17 +306,16 @@ def test_two_annotation_transactions_over_two_devices_never_deadlock(db: Engine)
         except Exception as exc:
             failures.append(exc)
 
-    with db.connect() as first:
-        with first.begin():
-            notes.create(first, note("a1"), "test")
-            thread = threading.Thread(target=other)
-            thread.start()
-            thread.join(0.5)  # the other transaction now waits for what this one holds
-            try:
-                notes.create(first, note("b1", "customer"), "test")
-            except Exception as exc:
-                failures.append(exc)
-                raise
+    with db.connect() as first, first.begin():
+        notes.create(first, note("a1"), "test")
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(0.5)  # the other transaction now waits for what this one holds
+        try:
+            notes.create(first, note("b1", "customer"), "test")
+        except Exception as exc:
+            failures.append(exc)
+            raise
     thread.join(10)
     assert failures == []
     causes = rows(db, "SELECT device_id, cause FROM annotations ORDER BY id")
