@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, text
 
 from schemas.db import down_column, rollups
 from schemas.vocabulary import DOWNTIME_CAUSES
+from services.ingest import metrics
 
 BUCKET = "date_bin('15 minutes', {t}.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 DOWN_MIN = "({t}.interval_s / 60.0 - {t}.uptime_min)"
@@ -175,6 +176,25 @@ def fold(conn: Connection, *, wait: bool = True) -> int | None:
     elif not conn.execute(text(TRY_FOLD_LOCK)).scalar_one():
         return None
     return conn.execute(text(FOLD)).rowcount
+
+
+def fold_now(engine: Engine) -> int | None:
+    """One fold in its own transaction unless another session folds, counted in the metrics.
+
+    What the ingester's folder and the settlement tick run: the vacuum after a
+    fold that moved deltas, ``viu_ingest_rollup_folds_total{outcome}``.
+    Raises what the database raised (counted as failed).
+    """
+    try:
+        with engine.begin() as conn:
+            written = fold(conn, wait=False)
+        if written:
+            vacuum_deltas(engine)
+    except Exception:
+        metrics.FOLDS.labels(outcome="failed").inc()
+        raise
+    metrics.FOLDS.labels(outcome="skipped" if written is None else "folded").inc()
+    return written
 
 
 def vacuum_deltas(engine: Engine) -> None:

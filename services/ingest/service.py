@@ -198,14 +198,8 @@ class IngestService:
 
     def _fold(self) -> None:
         try:
-            written = pipeline.in_transaction(
-                self.engine, lambda conn: rollups.fold(conn, wait=False), attempts=1
-            )
-            metrics.FOLDS.labels(outcome="skipped" if written is None else "folded").inc()
-            if written:
-                rollups.vacuum_deltas(self.engine)
+            rollups.fold_now(self.engine)
         except Exception as exc:
-            metrics.FOLDS.labels(outcome="failed").inc()
             # Once per failing stretch: the writer reports the database itself.
             level = logging.DEBUG if self._fold_failing else logging.WARNING
             log.log(

@@ -26,7 +26,7 @@ from schemas.periods import Period, period_bounds, period_of, zone
 from services import dberrors
 from services.config import Settings
 from services.errors import Conflict
-from services.ingest import metrics, rollups
+from services.ingest import rollups
 from services.settlement import contracts, outlook, runs
 
 log = logging.getLogger(__name__)
@@ -109,11 +109,8 @@ def _fold(engine: Engine) -> None:
     (``usage``), so a failure here is logged and the tick goes on.
     """
     try:
-        with engine.begin() as conn:
-            written = rollups.fold(conn, wait=False)
-        metrics.FOLDS.labels(outcome="skipped" if written is None else "folded").inc()
+        rollups.fold_now(engine)
     except Exception as exc:
-        metrics.FOLDS.labels(outcome="failed").inc()
         log.warning("folding rollup deltas before the tick failed: %s", dberrors.reason(exc))
 
 
