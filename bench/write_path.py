@@ -194,13 +194,15 @@ def main() -> int:
             ]
             t0 = time.thread_time()
             decoded = [decode(m) for m in msgs]
-            if not a.no_prepare:
-                writer.prepare(decoded)  # as the decoder thread of viu ingest does
+            staging = None
+            if not a.no_prepare:  # as the decoder thread of viu ingest does
+                staging = writer.prepare(decoded)  # None before round 21
             t1 = time.thread_time()
             w0 = time.perf_counter()
             if prof:
                 prof.enable()
-            outcome = pipeline.ingest_decoded(engine, decoded, attempts=1)
+            given = {} if staging is None else {"staging": staging}
+            outcome = pipeline.ingest_decoded(engine, decoded, attempts=1, **given)
             if prof:
                 prof.disable()
             write_wall += time.perf_counter() - w0

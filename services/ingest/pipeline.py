@@ -28,7 +28,7 @@ from services.ingest import metrics
 from services.ingest.admission import DEFAULT_WINDOW, Window, screen
 from services.ingest.decode import Decoded, Message, Reject, decode, sample_payload
 from services.ingest.stats import SINCE_START, Outcome
-from services.ingest.writer import write_decoded
+from services.ingest.writer import Staging, write_decoded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,19 +72,23 @@ def ingest_decoded(
     batch: Sequence[Decoded],
     attempts: int = 5,
     window: Window = DEFAULT_WINDOW,
+    staging: Staging | None = None,
 ) -> Outcome:
     """``ingest`` for payloads decoded beforehand (the MQTT decoder thread decodes them).
 
     A write may change what it is given (``screen`` moves samples to
-    rejects), so only the first attempt uses ``batch``; a retry decodes the
-    payloads again. The caller must not reuse ``batch``.
+    rejects), so only the first attempt uses ``batch`` and ``staging`` (what
+    ``writer.prepare`` returned for it); a retry decodes the payloads again.
+    The caller must not reuse ``batch``.
     """
     started = time.perf_counter()
-    given: list[Sequence[Decoded]] = [batch]
+    given: list[tuple[Sequence[Decoded], Staging | None]] = [(batch, staging)]
 
     def work(conn: Connection) -> Outcome:
-        todo = given.pop() if given else [decode(d.message) for d in batch]
-        return write_decoded(conn, todo, window)
+        if given:
+            todo, prepared = given.pop()
+            return write_decoded(conn, todo, window, prepared)
+        return write_decoded(conn, [decode(d.message) for d in batch], window)
 
     try:
         outcome = in_transaction(engine, work, attempts)

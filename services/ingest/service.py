@@ -40,7 +40,7 @@ from services.ingest.mqtt import AckToken, MqttConsumer
 log = logging.getLogger(__name__)
 
 Item = tuple[Message, AckToken]
-Ready = tuple[Batch[Item], list[Decoded]]
+Ready = tuple[Batch[Item], list[Decoded], writer.Staging]
 STOP_FLUSH_S = 15.0
 RESTART_DELAY_S = 1.0
 
@@ -178,8 +178,8 @@ class IngestService:
 
     def _hand_over(self, batch: Batch[Item]) -> None:
         decoded = [decode(m) for m, _ in batch.items]
-        writer.prepare(decoded)
-        self._ready.put((batch, decoded))
+        staging = writer.prepare(decoded)
+        self._ready.put((batch, decoded, staging))
         self._taken = None
         self._failed.discard("decoder")
 
@@ -220,7 +220,9 @@ class IngestService:
             self._commit(*ready)
         log.info("ingest writer stopped")
 
-    def _commit(self, batch: Batch[Item], decoded: list[Decoded]) -> None:
+    def _commit(
+        self, batch: Batch[Item], decoded: list[Decoded], staging: writer.Staging | None
+    ) -> None:
         """Write until committed (backing off while the database is away), then acknowledge.
 
         ``pipeline`` stores what the database accepts and dead-letters what
@@ -230,7 +232,9 @@ class IngestService:
         delay = 0.1
         while True:
             try:
-                pipeline.ingest_decoded(self.engine, decoded, attempts=1, window=self.window)
+                pipeline.ingest_decoded(
+                    self.engine, decoded, attempts=1, window=self.window, staging=staging
+                )
                 break
             except Exception as exc:  # the database is away (or worse): keep it, retry
                 metrics.RETRIES.inc()
@@ -249,6 +253,7 @@ class IngestService:
                 decoded = [
                     decode(m) for m, _ in batch.items
                 ]  # the failed write may have changed them
+                staging = None
         self.consumer.ack_many([token for _, token in batch.items])
         formats.forget(m for m, _ in batch.items)
         self.consumer.publish(c for d in decoded for c in d.commands)

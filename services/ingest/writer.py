@@ -161,7 +161,10 @@ def write_messages(
 
 
 def write_decoded(
-    conn: Connection, batch: Sequence[Decoded], window: Window = DEFAULT_WINDOW
+    conn: Connection,
+    batch: Sequence[Decoded],
+    window: Window = DEFAULT_WINDOW,
+    staging: Staging | None = None,
 ) -> Outcome:
     """Store decoded payloads: samples, revisions, rollups, dead letters, counters.
 
@@ -169,11 +172,15 @@ def write_decoded(
     and the commit: one opens the write (device locks, the work table, the
     screen's question), two are the COPY, and one stores (savepoint, rollup
     deltas, counters, insert), each several statements in a psycopg pipeline.
+
+    ``staging``: what ``prepare`` returned for ``batch`` as it is now; used
+    unless the screen changes the batch (then it is worked out again).
     """
-    ids = wanted(batch)
-    if ids:
-        admit(batch, _open(conn, ids), window)
-    staging = Staging.of(batch)
+    ids = staging.devices if staging is not None else wanted(batch)
+    if ids and admit(batch, _open(conn, ids), window):
+        staging = None  # the screen moved samples to rejects
+    if staging is None:
+        staging = Staging.of(batch)
     rejects = [r for d in batch for r in d.rejects]
     events = [e for d in batch for e in d.events]
     # sum(d.received), without a property call and a generator per payload
@@ -225,13 +232,17 @@ def _open(conn: Connection, ids: list[str]) -> Devices:
         return known
 
 
-def prepare(batch: Sequence[Decoded]) -> None:
+def prepare(batch: Sequence[Decoded]) -> Staging:
     """Format each payload's samples as staging rows ahead of its write (``Decoded.staged``).
 
     The MQTT decoder thread calls this while the writer waits on PostgreSQL,
-    which takes the per-sample formatting off the writer's path. Anything
-    that changes a payload's samples afterwards (``screen``) drops its text,
-    and a payload without text is formatted by the writer as before.
+    which takes the per-sample formatting off the writer's path, and with it
+    the batch's ``Staging`` (its rows, devices, time span and months), which
+    it returns for ``write_decoded``: the writer is the one thread of the
+    ingester that waits on PostgreSQL in between, so what it need not do in
+    Python shortens every transaction. Anything that changes a payload's
+    samples afterwards (``screen``) drops its text and makes the writer work
+    the staging out again.
     """
     tails: dict[datetime, str] = {}  # the messages of one socket read share a receive time
     for d in batch:
@@ -242,6 +253,7 @@ def prepare(batch: Sequence[Decoded]) -> None:
             d.staged = _text_rows(d, tail)
         else:
             d.staged = None
+    return Staging.of(batch)
 
 
 def _text_rows(d: Decoded, tail: str) -> str:

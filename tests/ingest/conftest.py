@@ -73,14 +73,15 @@ def write(db: Engine, request: pytest.FixtureRequest) -> Callable[..., Outcome]:
     """Write payloads of one device through the shared pipeline.
 
     Both ways the rows reach the staging table: formatted ahead by the MQTT
-    decoder thread (``writer.prepare``, COPY text) and by the writer itself
-    (HTTP, replay, retries: binary COPY).
+    decoder thread (``writer.prepare``, COPY text, and the batch's staging
+    worked out there) and by the writer itself (HTTP, replay, retries:
+    binary COPY).
     """
 
     def run(device_id: str, *raws: bytes, topic: str | None = None) -> Outcome:
         decoded = [decode(message(device_id, r, topic)) for r in raws]
         if request.param == "prepared":
-            writer.prepare(decoded)
+            return pipeline.ingest_decoded(db, decoded, staging=writer.prepare(decoded))
         return pipeline.ingest_decoded(db, decoded)
 
     return run

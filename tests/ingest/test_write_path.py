@@ -162,9 +162,10 @@ def test_prepared_rows_are_dropped_when_screening_changes_the_samples(db: Engine
         decode(message("d1", payload(sample(0), {**sample(1), "ts": "2099-01-01T00:00:00Z"}))),
         decode(message("nobody", payload(sample(0)))),
     ]
-    writer.prepare(decoded)
+    staging = writer.prepare(decoded)
     assert all(d.staged for d in decoded)
-    out = pipeline.ingest_decoded(db, decoded)
+    assert staging.size == 3 and staging.devices == ["d1", "nobody"]
+    out = pipeline.ingest_decoded(db, decoded, staging=staging)
     assert (out.stored, out.dead_lettered) == (1, 2)
     assert [d.staged for d in decoded] == [None, None]
     assert rows(db, "SELECT ts FROM samples") == [{"ts": T0}]
