@@ -29,7 +29,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -77,6 +77,28 @@ class AckToken(NamedTuple):
     generation: int
     mid: int
     qos: int
+
+
+class PubAcks(NamedTuple):
+    """The PUBACK packets of a batch's QoS 1 messages, all from one connection, built ahead."""
+
+    generation: int
+    data: bytes
+
+
+def pubacks(tokens: Sequence[AckToken]) -> PubAcks | None:
+    """``ack_many``'s packets for ``tokens``, built before the commit (None: several connections).
+
+    The decoder thread builds them while the writer waits on PostgreSQL; the
+    writer then sends one bytes object after the commit (``send_pubacks``).
+    """
+    if not tokens or any(t.generation != tokens[0].generation for t in tokens):
+        return None
+    return PubAcks(tokens[0].generation, _puback_packets(tokens))
+
+
+def _puback_packets(tokens: Iterable[AckToken]) -> bytes:
+    return b"".join([b"\x40\x02" + t.mid.to_bytes(2, "big") for t in tokens if t.qos == 1])
 
 
 Deliver = Callable[[list[tuple[Message, AckToken]]], None]
@@ -438,13 +460,17 @@ class MqttConsumer:
             if self._sock is None or not self._connected.is_set():
                 return
             current = self._generation
-            acks = b"".join(
-                b"\x40\x02" + t.mid.to_bytes(2, "big")
-                for t in tokens
-                if t.qos == 1 and t.generation == current
-            )
+            acks = _puback_packets(t for t in tokens if t.generation == current)
             if acks:
                 self._send_locked(acks)
+
+    def send_pubacks(self, acks: PubAcks) -> None:
+        """Send acknowledgements ``pubacks`` built, unless their connection is gone (then it returns)."""
+        with self._lock:
+            if self._sock is None or not self._connected.is_set():
+                return
+            if acks.data and acks.generation == self._generation:
+                self._send_locked(acks.data)
 
     def publish(self, commands: Iterable[Command]) -> None:
         """Publish QoS 0 messages (a format's commands, e.g. a Sparkplug rebirth request).

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy import Engine
 
@@ -35,12 +36,29 @@ from services.ingest import formats, metrics, pipeline, rollups, writer
 from services.ingest.admission import Window
 from services.ingest.buffer import Batch, Buffer
 from services.ingest.decode import Decoded, Message, decode
-from services.ingest.mqtt import AckToken, MqttConsumer
+from services.ingest.mqtt import AckToken, MqttConsumer, PubAcks, pubacks
 
 log = logging.getLogger(__name__)
 
 Item = tuple[Message, AckToken]
-Ready = tuple[Batch[Item], list[Decoded], writer.Staging]
+
+
+class Ready(NamedTuple):
+    """A batch handed from the decoder to the writer, with what the decoder prepared for it.
+
+    The writer is the thread that sets the pace: it waits on PostgreSQL in
+    between its Python, so everything the decoder can work out ahead (the
+    staging, the acknowledgements, the messages per format) shortens each
+    transaction's turn.
+    """
+
+    batch: Batch[Item]
+    decoded: list[Decoded]
+    staging: writer.Staging | None
+    acks: PubAcks | None  # None: its messages came over more than one connection
+    by_format: dict[str, list[Message]]
+
+
 STOP_FLUSH_S = 15.0
 RESTART_DELAY_S = 1.0
 
@@ -177,9 +195,11 @@ class IngestService:
                 self._hand_over(batch)
 
     def _hand_over(self, batch: Batch[Item]) -> None:
-        decoded = [decode(m) for m, _ in batch.items]
+        messages = [m for m, _ in batch.items]
+        decoded = [decode(m) for m in messages]
         staging = writer.prepare(decoded)
-        self._ready.put((batch, decoded, staging))
+        acks = pubacks([token for _, token in batch.items])
+        self._ready.put(Ready(batch, decoded, staging, acks, formats.by_format(messages)))
         self._taken = None
         self._failed.discard("decoder")
 
@@ -214,21 +234,20 @@ class IngestService:
 
     def _write_loop(self) -> None:
         if self._writing is not None:  # a batch the failed writer had not committed
-            self._commit(*self._writing)
+            self._commit(self._writing)
         while (ready := self._ready.get()) is not None:
             self._writing = ready
-            self._commit(*ready)
+            self._commit(ready)
         log.info("ingest writer stopped")
 
-    def _commit(
-        self, batch: Batch[Item], decoded: list[Decoded], staging: writer.Staging | None
-    ) -> None:
+    def _commit(self, ready: Ready) -> None:
         """Write until committed (backing off while the database is away), then acknowledge.
 
         ``pipeline`` stores what the database accepts and dead-letters what
         it refuses for good, so only a transient error (or one that stops even
         a dead letter from being written) comes back here to be retried.
         """
+        batch, decoded, staging = ready.batch, ready.decoded, ready.staging
         delay = 0.1
         while True:
             try:
@@ -254,8 +273,11 @@ class IngestService:
                     decode(m) for m, _ in batch.items
                 ]  # the failed write may have changed them
                 staging = None
-        self.consumer.ack_many([token for _, token in batch.items])
-        formats.forget(m for m, _ in batch.items)
+        if ready.acks is not None:
+            self.consumer.send_pubacks(ready.acks)
+        else:
+            self.consumer.ack_many([token for _, token in batch.items])
+        formats.forget_grouped(ready.by_format)
         self.consumer.publish(c for d in decoded for c in d.commands)
         self.buffer.release(batch.weight)
         self._writing = None

@@ -51,11 +51,21 @@ def weight(message: Message) -> int:
 
 def forget(messages: Iterable[Message]) -> None:
     """Acknowledged messages: each format drops what it kept for retrying their decode."""
-    by_format: dict[str, list[Message]] = {}
+    forget_grouped(by_format(messages))
+
+
+def by_format(messages: Iterable[Message]) -> dict[str, list[Message]]:
+    """Messages per format name (the ingester groups a batch before its commit, ``forget_grouped``)."""
+    grouped: dict[str, list[Message]] = {}
     for m in messages:
-        by_format.setdefault(format_of(m.topic).name, []).append(m)
+        grouped.setdefault(format_of(m.topic).name, []).append(m)
+    return grouped
+
+
+def forget_grouped(grouped: dict[str, list[Message]]) -> None:
+    """``forget`` of messages that ``by_format`` grouped."""
     for f in FORMATS:
-        f.forget(by_format.get(f.name, []))
+        f.forget(grouped.get(f.name, []))
 
 
 def topic_filters(settings: Settings) -> list[str]:
