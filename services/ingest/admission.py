@@ -24,7 +24,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -212,7 +212,9 @@ def admit(batch: Sequence[Decoded], known: Devices, window: Window = DEFAULT_WIN
             # In UTC, as every sample's ts is: comparing datetimes of two time
             # zones (PostgreSQL's answer carries the session's) asks each for its
             # offset, which cost more than the rest of the payload's screening.
-            lowest = lowest_of[device_id] = _lowest(device.starts, window.before_contract)
+            lowest = lowest_of[device_id] = _earliest_utc_of_starts(
+                device.starts, window.before_contract
+            )
         if len(samples) == 1:  # the usual MQTT message
             if lowest <= samples[0].ts <= latest:
                 continue
@@ -226,14 +228,21 @@ def admit(batch: Sequence[Decoded], known: Devices, window: Window = DEFAULT_WIN
 
 
 @functools.lru_cache(maxsize=1 << 12)
-def _lowest(starts: datetime | None, before_contract: timedelta) -> datetime:
+def _lowest(starts: datetime | None, zone: tzinfo | None, before_contract: timedelta) -> datetime:
     """``_in_utc(_earliest(...))`` of a device's contract start, remembered.
 
     A batch of single-sample messages names hundreds of devices once each,
     while their contracts start on a few dozen instants: the subtraction and
     the conversion to UTC cost more than the rest of a payload's screening.
+    ``zone`` (``starts``' own) is part of the key: the subtraction counts on
+    the clock of that zone, and equal instants of two zones are equal keys.
     """
     return _in_utc(None if starts is None else starts - before_contract)
+
+
+def _earliest_utc_of_starts(starts: datetime | None, before_contract: timedelta) -> datetime:
+    """A device's lower bound in UTC from its first contract start (``_lowest``, remembered)."""
+    return _lowest(starts, None if starts is None else starts.tzinfo, before_contract)
 
 
 def _in_utc(earliest: datetime | None) -> datetime:

@@ -234,7 +234,9 @@ class IngestService:
 
     def _write_loop(self) -> None:
         if self._writing is not None:  # a batch the failed writer had not committed
-            self._commit(self._writing)
+            # Its payloads may have been screened by the failed write: their
+            # staging is worked out again from what they hold now.
+            self._commit(self._writing._replace(staging=None))
         while (ready := self._ready.get()) is not None:
             self._writing = ready
             self._commit(ready)

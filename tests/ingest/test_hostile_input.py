@@ -256,26 +256,54 @@ def test_a_failing_decoder_thread_is_restarted_and_readyz_says_so_meanwhile(
     assert any("decoder thread failed" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
+def acks_failing_once(service: IngestService) -> list[int]:
+    """The writer's first acknowledgement after a commit raises (the thread fails there)."""
+    send_pubacks = service.consumer.send_pubacks
+    calls: list[int] = []
+
+    def failing_once(acks: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("injected writer failure")
+        send_pubacks(acks)
+
+    service.consumer.send_pubacks = failing_once  # type: ignore[method-assign]
+    return calls
+
+
 def test_a_failing_writer_thread_is_restarted_without_losing_its_batch(
     service: IngestService, db: Engine, device: str, mqtt_url: str
 ) -> None:
-    ack_many = service.consumer.ack_many
-    calls: list[int] = []
-
-    def failing_once(tokens: Any) -> None:
-        if not calls:
-            calls.append(1)
-            raise RuntimeError("injected writer failure")
-        ack_many(tokens)
-
-    service.consumer.ack_many = failing_once  # type: ignore[method-assign]
+    calls = acks_failing_once(service)
     publish_all(mqtt_url, f"{service.settings.mqtt_topic_prefix}/{device}/telemetry", GOOD)
     wait_until(lambda: len(stored_ts(db)) == 40 and service.is_connected(), 20, "all 40 stored")
+    assert len(calls) >= 2  # it failed once, then acknowledged
     got = counters(db)
     # the failed batch was committed before its ack failed: written again, it is all duplicates
     assert got["stored"] == 40 and got["dead_lettered"] == 0
     assert got["received"] == 40 + got["duplicates"]
     assert stored_ts(db) == [T0 + timedelta(minutes=5 * i) for i in range(40)]
+
+
+def test_a_restarted_writer_never_stores_what_the_screen_refused_before_it_failed(
+    service: IngestService, db: Engine, device: str, mqtt_url: str
+) -> None:
+    """The batch written again after a restart was screened by the failed write.
+
+    Its staging is worked out again from what the payloads hold after the
+    screen; the one the decoder prepared still holds the refused sample.
+    """
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    future = payload({**sample(0), "ts": jsonx.iso(far)})
+    calls = acks_failing_once(service)
+    topic = f"{service.settings.mqtt_topic_prefix}/{device}/telemetry"
+    publish_all(mqtt_url, topic, [future, *GOOD])  # the first batch holds the refused one
+    wait_until(lambda: len(stored_ts(db)) == 40 and service.is_connected(), 20, "all 40 stored")
+    wait_until(lambda: counters(db)["received"] >= 41, 20, "every message counted")
+    assert len(calls) >= 2
+    assert far not in stored_ts(db)
+    assert stored_ts(db) == [T0 + timedelta(minutes=5 * i) for i in range(40)]
+    assert counters(db)["dead_lettered"] >= 1
 
 
 def test_a_failing_receive_thread_reconnects_and_the_broker_redelivers(

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
 
 from services.config import ConfigError, load_settings
 from services.ingest import jsonx, pipeline
-from services.ingest.admission import Window
+from services.ingest.admission import Window, _earliest_utc_of_starts, _in_utc
 from tests.ingest.conftest import message, payload, register, rows, sample
 from tests.settlement.helpers import ok
 from tests.settlement.test_lifecycle import CONTRACT
@@ -99,3 +100,18 @@ def test_a_device_whose_contract_has_no_version_yet_has_no_lower_bound(db: Engin
     register(db, "bare")  # written directly: every contract made through the API has a version
     out = pipeline.ingest(db, [message("bare", payload(at(datetime(1999, 1, 1, tzinfo=UTC))))])
     assert out.stored == 1
+
+
+def test_a_remembered_lower_bound_is_that_of_the_zone_the_contract_start_came_in() -> None:
+    """Equal instants of two zones are one key of a cache; the clock arithmetic differs.
+
+    30 days before 1 April 2024 00:00 in Berlin (summer time) is 1 March 00:00
+    there (winter time), 23:00 UTC; counted on UTC's clock it is 22:00 UTC.
+    """
+    berlin = datetime(2024, 4, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+    utc = berlin.astimezone(UTC)
+    before = timedelta(days=30)
+    for starts in (berlin, utc, berlin):
+        assert _earliest_utc_of_starts(starts, before) == _in_utc(starts - before)
+    assert _earliest_utc_of_starts(berlin, before) == datetime(2024, 3, 1, 23, tzinfo=UTC)
+    assert _earliest_utc_of_starts(None, before) == _in_utc(None)

@@ -155,19 +155,26 @@ def test_new_data_is_inserted_without_classification(
     assert classified == [1, 2]  # generation 1 was new, generation 2 corrects it
 
 
-def test_prepared_rows_are_dropped_when_screening_changes_the_samples(db: Engine) -> None:
-    """A sample screened out after the decoder formatted its row is never stored."""
+@pytest.mark.parametrize(
+    "refused",
+    [
+        pytest.param(("d1", {**sample(1), "ts": "2099-01-01T00:00:00Z"}), id="outside-the-window"),
+        pytest.param(("nobody", sample(1)), id="unknown-device"),
+    ],
+)
+def test_prepared_rows_are_dropped_when_screening_changes_the_samples(
+    db: Engine, refused: tuple[str, dict[str, Any]]
+) -> None:
+    """A sample screened out after the decoder formatted its row (and the batch's staging) is never stored."""
     register(db, "d1")
-    decoded = [
-        decode(message("d1", payload(sample(0), {**sample(1), "ts": "2099-01-01T00:00:00Z"}))),
-        decode(message("nobody", payload(sample(0)))),
-    ]
+    device_id, item = refused
+    decoded = [decode(message("d1", payload(sample(0)))), decode(message(device_id, payload(item)))]
     staging = writer.prepare(decoded)
     assert all(d.staged for d in decoded)
-    assert staging.size == 3 and staging.devices == ["d1", "nobody"]
+    assert staging.size == 2 and staging.devices == sorted({"d1", device_id})
     out = pipeline.ingest_decoded(db, decoded, staging=staging)
-    assert (out.stored, out.dead_lettered) == (1, 2)
-    assert [d.staged for d in decoded] == [None, None]
+    assert (out.stored, out.dead_lettered) == (1, 1)
+    assert decoded[1].staged is None
     assert rows(db, "SELECT ts FROM samples") == [{"ts": T0}]
 
 
