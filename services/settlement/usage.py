@@ -14,17 +14,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from schemas.contract import ContractTerms
-from schemas.db import down_column
+from schemas.db import down_column, rollups
 from schemas.periods import Period, period_bounds
 from schemas.vocabulary import DOWNTIME_CAUSES
 from services.settlement.kpis import DeviceUsage
 
 SIXTY = Decimal(60)
 
-_COLUMNS = (
-    "device_id, bucket, reported_s, uptime_min, quality_min, throughput, "
-    f"{', '.join(down_column(c) for c in DOWNTIME_CAUSES)}, last_received_at"
-)
+_COLUMNS = ", ".join(c.name for c in rollups.columns)  # rollup_deltas has the same
 # rollup_totals without its sums per bucket: summed per device here anyway,
 # and a month of a fleet is millions of buckets to group for nothing.
 _ROLLUPS_AND_DELTAS = (
