@@ -49,11 +49,6 @@ def weight(message: Message) -> int:
     return format_of(message.topic).weight(message.payload)
 
 
-def forget(messages: Iterable[Message]) -> None:
-    """Acknowledged messages: each format drops what it kept for retrying their decode."""
-    forget_grouped(by_format(messages))
-
-
 def by_format(messages: Iterable[Message]) -> dict[str, list[Message]]:
     """Messages per format name (the ingester groups a batch before its commit, ``forget_grouped``)."""
     grouped: dict[str, list[Message]] = {}
@@ -63,7 +58,7 @@ def by_format(messages: Iterable[Message]) -> dict[str, list[Message]]:
 
 
 def forget_grouped(grouped: dict[str, list[Message]]) -> None:
-    """``forget`` of messages that ``by_format`` grouped."""
+    """Acknowledged messages (``by_format``): each format drops what it kept for retrying their decode."""
     for f in FORMATS:
         f.forget(grouped.get(f.name, []))
 
